@@ -1,0 +1,53 @@
+"""Backends registered under the ``xpcs.backends`` entry-point group.
+
+A third-party package plugs in by declaring, in its ``pyproject.toml``::
+
+    [project.entry-points."xpcs.backends"]
+    mybackend = "my_package:MyBackend"
+
+where ``MyBackend()`` implements :class:`~xpcs_protocol.BackendProtocol`. A class whose
+constructor accepts ``memory_fraction`` receives ``XPCS_GPU_MEMORY_FRACTION``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import EntryPoint, entry_points
+
+from xpcs_protocol import ENTRY_POINT_GROUP, BackendProtocol
+
+__all__ = ["BackendNotAvailableError", "available_backends", "create_backend"]
+
+_INSTALL_HINTS = {
+    "numpy": "pip install xpcs-numpy",
+    "jax": "pip install 'xpcs-device[jax]'",
+}
+
+
+class BackendNotAvailableError(ImportError):
+    """The requested backend is not installed or not registered."""
+
+
+def available_backends() -> dict[str, EntryPoint]:
+    """Registered backend names and their entry points (nothing is imported)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def create_backend(name: str, *, memory_fraction: float | None = None) -> BackendProtocol:
+    """A new instance of the backend registered as ``name``."""
+    registered = available_backends()
+    if name not in registered:
+        hint = _INSTALL_HINTS.get(name, f"install the package that provides the {name!r} backend")
+        known = ", ".join(sorted(registered)) or "none"
+        raise BackendNotAvailableError(
+            f"backend {name!r} is not installed (registered backends: {known}); {hint}"
+        )
+    factory = registered[name].load()
+    try:
+        accepts_fraction = "memory_fraction" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts_fraction = False
+    backend = factory(memory_fraction=memory_fraction) if accepts_fraction else factory()
+    if not isinstance(backend, BackendProtocol):
+        raise TypeError(f"the {name!r} backend ({registered[name].value}) does not implement BackendProtocol")
+    return backend
