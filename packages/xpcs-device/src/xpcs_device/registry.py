@@ -42,12 +42,22 @@ def create_backend(name: str, *, memory_fraction: float | None = None) -> Backen
         raise BackendNotAvailableError(
             f"backend {name!r} is not installed (registered backends: {known}); {hint}"
         )
-    factory = registered[name].load()
+    try:
+        factory = registered[name].load()
+    except ImportError as exc:
+        hint = _INSTALL_HINTS.get(name, f"reinstall the package that provides the {name!r} backend")
+        raise BackendNotAvailableError(
+            f"backend {name!r} is registered but cannot be imported ({exc}); {hint}"
+        ) from exc
     try:
         accepts_fraction = "memory_fraction" in inspect.signature(factory).parameters
     except (TypeError, ValueError):
         accepts_fraction = False
-    backend = factory(memory_fraction=memory_fraction) if accepts_fraction else factory()
+    try:
+        backend = factory(memory_fraction=memory_fraction) if accepts_fraction else factory()
+    except ImportError as exc:  # e.g. xpcs-jax installed but jax itself missing or broken
+        hint = _INSTALL_HINTS.get(name, f"install what the {name!r} backend needs")
+        raise BackendNotAvailableError(f"backend {name!r} cannot start ({exc}); {hint}") from exc
     if not isinstance(backend, BackendProtocol):
         raise TypeError(f"the {name!r} backend ({registered[name].value}) does not implement BackendProtocol")
     return backend

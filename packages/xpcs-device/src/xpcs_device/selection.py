@@ -62,11 +62,15 @@ def _instance(name: str, settings: DeviceSettings) -> BackendProtocol:
 def _resolve(backend: str | BackendProtocol, settings: DeviceSettings) -> BackendProtocol:
     if isinstance(backend, str):
         return _instance(backend.strip().lower(), settings)
-    if not isinstance(backend, BackendProtocol):
+    # A class has every member name too, so the runtime protocol check alone would accept it.
+    if isinstance(backend, type) or not isinstance(backend, BackendProtocol):
+        what = f"the class {backend.__name__}" if isinstance(backend, type) else type(backend).__name__
         raise TypeError(
-            f"expected a backend name or a BackendProtocol instance, got {type(backend).__name__}"
+            f"expected a backend name or a BackendProtocol instance, got {what}; "
+            "pass a registered name such as 'numpy' or an instance such as NumPyBackend()"
         )
-    _instances.setdefault(backend.name, backend)
+    # Instances are used as given and never registered: a scoped instance must not leak
+    # into other threads' selections or make its name selectable.
     return backend
 
 
