@@ -17,6 +17,10 @@ from xpcs_protocol import Array, ArrayLike, Axis, DTypeLike, Key, PyTree, Shape
 __all__ = ["JAXBackend"]
 
 
+def _float_default(dtype: DTypeLike) -> Any:
+    return np.float64 if dtype is None else dtype
+
+
 def _weights_dtype(dtype: Any) -> Any:
     # Same rule as the NumPy backend: integer or bool weights sum as floats.
     dt = np.dtype(dtype)
@@ -69,10 +73,10 @@ class JAXBackend:
         return self._jnp.asarray(obj, dtype=dtype)
 
     def zeros(self, shape: Shape, dtype: DTypeLike = None) -> Array:
-        return self._jnp.zeros(shape, dtype=dtype or np.float64)
+        return self._jnp.zeros(shape, dtype=_float_default(dtype))
 
     def ones(self, shape: Shape, dtype: DTypeLike = None) -> Array:
-        return self._jnp.ones(shape, dtype=dtype or np.float64)
+        return self._jnp.ones(shape, dtype=_float_default(dtype))
 
     def full(self, shape: Shape, fill_value: ArrayLike, dtype: DTypeLike = None) -> Array:
         return self._jnp.full(shape, fill_value, dtype=dtype)
@@ -114,7 +118,7 @@ class JAXBackend:
         return self._jnp.logspace(start, stop, num, endpoint=endpoint, base=base, dtype=dtype)
 
     def eye(self, n: int, m: int | None = None, dtype: DTypeLike = None) -> Array:
-        return self._jnp.eye(n, m, dtype=dtype or np.float64)
+        return self._jnp.eye(n, m, dtype=_float_default(dtype))
 
     def meshgrid(self, *xi: ArrayLike, indexing: Literal["xy", "ij"] = "xy") -> tuple[Array, ...]:
         return tuple(self._jnp.meshgrid(*xi, indexing=indexing))
@@ -468,11 +472,11 @@ class JAXBackend:
         self, key: Key, shape: Shape = (), dtype: DTypeLike = None, minval: float = 0.0, maxval: float = 1.0
     ) -> Array:
         shape_t = (shape,) if isinstance(shape, int) else tuple(shape)
-        return self._jax.random.uniform(key, shape_t, dtype or np.float64, minval, maxval)
+        return self._jax.random.uniform(key, shape_t, _float_default(dtype), minval, maxval)
 
     def random_normal(self, key: Key, shape: Shape = (), dtype: DTypeLike = None) -> Array:
         shape_t = (shape,) if isinstance(shape, int) else tuple(shape)
-        return self._jax.random.normal(key, shape_t, dtype or np.float64)
+        return self._jax.random.normal(key, shape_t, _float_default(dtype))
 
     def random_poisson(self, key: Key, lam: ArrayLike, shape: Shape | None = None) -> Array:
         lam_arr = self._jnp.asarray(lam, dtype=np.float64)

@@ -495,6 +495,8 @@ def _creation_cases() -> list[Case]:
         ),
         Case("zeros", ("zeros",), lambda b: b.zeros((2, 3))),
         Case("ones_int", ("ones",), lambda b: b.ones(4, dtype="int32")),
+        Case("zeros_dtype_object", ("zeros",), lambda b: b.zeros(3, dtype=np.dtype(np.float32))),
+        Case("eye_dtype_class", ("eye",), lambda b: b.eye(2, dtype=np.int64)),
         Case("full", ("full",), lambda b: b.full((2, 2), 7.5)),
         Case("zeros_like", ("zeros_like",), _method("zeros_like"), _normal(2, 3)),
         Case("ones_like_dtype", ("ones_like",), lambda b, x: b.ones_like(x, dtype="int64"), _normal(2, 3)),

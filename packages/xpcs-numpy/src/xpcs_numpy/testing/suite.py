@@ -116,6 +116,21 @@ class BackendConformance:
         missing = sorted(m for m in BACKEND_MEMBERS if not hasattr(backend, m))
         assert not missing, f"missing members: {missing}"
 
+    def test_static_conformance_under_strict_mypy(self, backend: BackendProtocol, tmp_path: Any) -> None:
+        """Strict mypy accepts the backend's class where a BackendProtocol is expected, which
+        checks every member's signature (isinstance only checks the names)."""
+        api = pytest.importorskip("mypy.api")
+        cls = type(backend)
+        probe = tmp_path / "probe.py"
+        probe.write_text(
+            f"from {cls.__module__} import {cls.__qualname__} as Candidate\n"
+            "from xpcs_protocol import BackendProtocol\n\n"
+            "def check(candidate: Candidate) -> BackendProtocol:\n"
+            "    return candidate\n"
+        )
+        stdout, stderr, status = api.run(["--strict", "--cache-dir", str(tmp_path / "cache"), str(probe)])
+        assert status == 0, stdout + stderr
+
     def test_capabilities_are_booleans(self, backend: BackendProtocol) -> None:
         assert isinstance(backend.name, str)
         assert backend.name
@@ -252,8 +267,12 @@ class BackendConformance:
 
     def test_random_under_jit(self, backend: BackendProtocol) -> None:
         def draw(key: Any) -> Any:
-            k1, k2 = backend.random_split(key)
-            return backend.random_uniform(k1, (4,)), backend.random_normal(k2, (4,))
+            k1, k2, k3 = backend.random_split(key, 3)
+            return (
+                backend.random_uniform(k1, (4,)),
+                backend.random_normal(k2, (4,)),
+                backend.random_poisson(k3, backend.asarray([0.5, 3.0]), (2, 2)),
+            )
 
         eager = draw(backend.random_key(3))
         jitted = backend.jit(draw)(backend.random_key(3))
