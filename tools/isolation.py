@@ -20,19 +20,18 @@ package named, a wheel that does not build).
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import release  # tools/release.py: one way to find packages and read versions
 
 ROOT = Path(__file__).resolve().parents[1]
 JAX_PACKAGE = "xpcs-jax"
@@ -44,6 +43,8 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Package:
+    """A package of the monorepo (as the release helper finds it) with its version."""
+
     name: str
     directory: Path
     version: str
@@ -65,38 +66,15 @@ class Outcome:
         return not self.failures
 
 
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _read_version(about: Path) -> str:
-    tree = ast.parse(about.read_text(encoding="utf-8"), filename=str(about))
-    for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "__version__"
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-        ):
-            return node.value.value
-    raise RequestError(f"{about}: no __version__ = '...' assignment")
-
-
 def discover(root: Path) -> list[Package]:
-    """Every ``packages/*/pyproject.toml`` with its name and ``__about__`` version."""
-    found: list[Package] = []
-    for pyproject in sorted((root / "packages").glob("*/pyproject.toml")):
-        with pyproject.open("rb") as handle:
-            data = tomllib.load(handle)
-        name = str(data.get("project", {}).get("name") or pyproject.parent.name)
-        about_rel = (
-            data.get("tool", {}).get("hatch", {}).get("version", {}).get("path")
-            or f"src/{name.replace('-', '_')}/__about__.py"
-        )
-        version = _read_version(pyproject.parent / str(about_rel))
-        found.append(Package(name, pyproject.parent, version))
+    """Every package with its ``__about__`` version, found the way tools/release.py finds them."""
+    try:
+        found = [
+            Package(p.name, p.directory, str(release.read_version(root, p.name)))
+            for p in release.list_packages(root)
+        ]
+    except release.ReleaseError as exc:
+        raise RequestError(str(exc)) from exc
     if not found:
         raise RequestError(f"no packages under {root / 'packages'}")
     return found
@@ -109,10 +87,10 @@ def select(packages: Sequence[Package], names: Sequence[str], *, every: bool) ->
         return list(packages)
     if not names:
         raise RequestError("name at least one package, or give --all")
-    by_name = {normalize(p.name): p for p in packages}
+    by_name = {release.normalize_name(p.name): p for p in packages}
     chosen: list[Package] = []
     for name in names:
-        package = by_name.get(normalize(name))
+        package = by_name.get(release.normalize_name(name))
         if package is None:
             known = ", ".join(p.name for p in packages)
             raise RequestError(f"unknown package {name!r} (known: {known})")
@@ -221,14 +199,14 @@ def check_install(
     if listing.returncode != 0:
         outcome.failures.append(f"pip list failed: {listing.stderr.strip()}")
         return
-    versions = {normalize(p.name): p.version for p in siblings}
+    versions = {release.normalize_name(p.name): p.version for p in siblings}
     installed = sorted(
         (str(item["name"]), str(item["version"]))
         for item in json.loads(listing.stdout)
-        if normalize(str(item["name"])).startswith("xpcs-")
+        if release.normalize_name(str(item["name"])).startswith("xpcs-")
     )
     for name, version in installed:
-        expected = versions.get(normalize(name))
+        expected = versions.get(release.normalize_name(name))
         if expected is None:
             outcome.failures.append(f"{name} {version} is not a package of this tree")
         elif version != expected:
