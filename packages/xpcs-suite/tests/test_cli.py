@@ -26,7 +26,8 @@ def test_info_json_lists_every_package_and_the_selection(capsys, monkeypatch):
         "source": "environment",
         "reason": "XPCS_USE_JAX selects numpy",
     }
-    assert isinstance(info["jax_devices"], str)
+    assert info["devices"] == [info["device"]]
+    assert info["device"]["backend"] == "numpy"
 
 
 def test_info_text(capsys):

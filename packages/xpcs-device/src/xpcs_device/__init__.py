@@ -3,6 +3,14 @@
 
 from xpcs_device.__about__ import __version__
 from xpcs_device.arrays import MixedBackendError, array_backend_name, common_backend_name
+from xpcs_device.devices import (
+    DeviceInfo,
+    DeviceManager,
+    DeviceUnavailableError,
+    get_device,
+    list_devices,
+    place_on_device,
+)
 from xpcs_device.environment import ConfigurationError, DeviceSettings, read_settings
 from xpcs_device.registry import BackendNotAvailableError, available_backends, create_backend
 from xpcs_device.selection import (
@@ -18,7 +26,10 @@ __all__ = [
     "BackendNotAvailableError",
     "BackendSelection",
     "ConfigurationError",
+    "DeviceInfo",
+    "DeviceManager",
     "DeviceSettings",
+    "DeviceUnavailableError",
     "MixedBackendError",
     "__version__",
     "array_backend_name",
@@ -27,6 +38,9 @@ __all__ = [
     "common_backend_name",
     "create_backend",
     "get_backend",
+    "get_device",
+    "list_devices",
+    "place_on_device",
     "read_settings",
     "reset_backend",
     "set_backend",

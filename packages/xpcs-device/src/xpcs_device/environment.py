@@ -71,6 +71,12 @@ class DeviceSettings:
     """XPCS_USE_JAX: True forces JAX, False forces NumPy, None (unset/auto) decides."""
     gpu_memory_fraction: float | None
     """XPCS_GPU_MEMORY_FRACTION: share of GPU memory JAX may preallocate, or None."""
+    use_gpu: bool | None = None
+    """XPCS_USE_GPU: True requires a GPU, False keeps work on the CPU, None (unset/auto)
+    takes JAX's default device (a GPU where there is one)."""
+    gpu_fallback: bool = True
+    """XPCS_GPU_FALLBACK: with a GPU required but absent, run on the CPU with a warning
+    (True, the default) or raise (False)."""
 
 
 def read_settings(environ: Mapping[str, str] | None = None) -> DeviceSettings:
@@ -79,4 +85,6 @@ def read_settings(environ: Mapping[str, str] | None = None) -> DeviceSettings:
     return DeviceSettings(
         use_jax=parse_bool("XPCS_USE_JAX", env.get("XPCS_USE_JAX"), default=None, allow_auto=True),
         gpu_memory_fraction=parse_fraction("XPCS_GPU_MEMORY_FRACTION", env.get("XPCS_GPU_MEMORY_FRACTION")),
+        use_gpu=parse_bool("XPCS_USE_GPU", env.get("XPCS_USE_GPU"), default=None, allow_auto=True),
+        gpu_fallback=bool(parse_bool("XPCS_GPU_FALLBACK", env.get("XPCS_GPU_FALLBACK"), default=True)),
     )

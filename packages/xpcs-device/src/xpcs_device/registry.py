@@ -6,7 +6,8 @@ A third-party package plugs in by declaring, in its ``pyproject.toml``::
     mybackend = "my_package:MyBackend"
 
 where ``MyBackend()`` implements :class:`~xpcs_protocol.BackendProtocol`. A class whose
-constructor accepts ``memory_fraction`` receives ``XPCS_GPU_MEMORY_FRACTION``.
+constructor accepts ``memory_fraction`` receives ``XPCS_GPU_MEMORY_FRACTION``, and one
+that accepts ``cpu_only`` receives True under ``XPCS_USE_GPU=false``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ def available_backends() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def create_backend(name: str, *, memory_fraction: float | None = None) -> BackendProtocol:
-    """A new instance of the backend registered as ``name``."""
+def create_backend(
+    name: str, *, memory_fraction: float | None = None, cpu_only: bool = False
+) -> BackendProtocol:
+    """A new instance of the backend registered as ``name``.
+
+    The start-up options are passed to a constructor that accepts them by name
+    (``memory_fraction``: XPCS_GPU_MEMORY_FRACTION; ``cpu_only``: XPCS_USE_GPU=false).
+    """
     registered = available_backends()
     if name not in registered:
         hint = _INSTALL_HINTS.get(name, f"install the package that provides the {name!r} backend")
@@ -50,11 +57,12 @@ def create_backend(name: str, *, memory_fraction: float | None = None) -> Backen
             f"backend {name!r} is registered but cannot be imported ({exc}); {hint}"
         ) from exc
     try:
-        accepts_fraction = "memory_fraction" in inspect.signature(factory).parameters
+        accepted = set(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
-        accepts_fraction = False
+        accepted = set()
+    options = {"memory_fraction": memory_fraction, "cpu_only": cpu_only}
     try:
-        backend = factory(memory_fraction=memory_fraction) if accepts_fraction else factory()
+        backend = factory(**{k: v for k, v in options.items() if k in accepted})
     except ImportError as exc:  # e.g. xpcs-jax installed but jax itself missing or broken
         hint = _INSTALL_HINTS.get(name, f"install what the {name!r} backend needs")
         raise BackendNotAvailableError(f"backend {name!r} cannot start ({exc}); {hint}") from exc

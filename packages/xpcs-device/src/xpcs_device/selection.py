@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
-from xpcs_device.environment import DeviceSettings, read_settings
+from xpcs_device.environment import DeviceSettings
 from xpcs_device.registry import available_backends, create_backend
 from xpcs_protocol import BackendProtocol
 
@@ -50,11 +50,21 @@ _selected: BackendSelection | None = None
 _scoped: ContextVar[BackendSelection | None] = ContextVar("xpcs_backend_scope", default=None)
 
 
+def _settings() -> DeviceSettings:
+    # The DeviceManager holds the settings (environment, then configure()); it imports this
+    # module, hence the late import.
+    from xpcs_device.devices import DeviceManager
+
+    return DeviceManager().settings
+
+
 def _instance(name: str, settings: DeviceSettings) -> BackendProtocol:
     # Callers hold _lock: one instance per name, constructed (and JAX configured) once.
     backend = _instances.get(name)
     if backend is None:
-        backend = create_backend(name, memory_fraction=settings.gpu_memory_fraction)
+        backend = create_backend(
+            name, memory_fraction=settings.gpu_memory_fraction, cpu_only=settings.use_gpu is False
+        )
         _instances[name] = backend
     return backend
 
@@ -75,7 +85,7 @@ def _resolve(backend: str | BackendProtocol, settings: DeviceSettings) -> Backen
 
 
 def _select_from_environment() -> BackendSelection:
-    settings = read_settings()
+    settings = _settings()
     if settings.use_jax is not None:
         name = "jax" if settings.use_jax else "numpy"
         return BackendSelection(_instance(name, settings), "environment", f"XPCS_USE_JAX selects {name}")
@@ -113,25 +123,29 @@ def set_backend(backend: str | BackendProtocol) -> BackendProtocol:
     """Select ``backend`` (a registered name or an instance) for the whole process."""
     global _selected
     with _lock:
-        instance = _resolve(backend, read_settings())
+        instance = _resolve(backend, _settings())
         label = backend if isinstance(backend, str) else type(backend).__name__
         _selected = BackendSelection(instance, "set_backend", f"set_backend({label!r})")
         return instance
 
 
 def reset_backend() -> None:
-    """Forget the selection and the backend instances; the next call selects again."""
+    """Forget the selection, the backend instances and the device settings; the next call
+    reads the environment and selects again."""
     global _selected
+    from xpcs_device.devices import DeviceManager
+
     with _lock:
         _selected = None
         _instances.clear()
+        DeviceManager.reset()
 
 
 @contextmanager
 def use_backend(backend: str | BackendProtocol) -> Iterator[BackendProtocol]:
     """Use ``backend`` inside the ``with`` block, for this thread or asyncio task only."""
     with _lock:
-        instance = _resolve(backend, read_settings())
+        instance = _resolve(backend, _settings())
     label = backend if isinstance(backend, str) else type(backend).__name__
     token = _scoped.set(BackendSelection(instance, "use_backend", f"use_backend({label!r})"))
     try:

@@ -30,14 +30,15 @@ def _weights_dtype(dtype: Any) -> Any:
 class JAXBackend:
     """:class:`~xpcs_protocol.BackendProtocol` on JAX (float64 enabled).
 
-    ``memory_fraction`` (0 < f <= 1) is the share of GPU memory JAX may preallocate; it
-    only takes effect if given before JAX creates its client (see ``configure_jax``).
+    ``memory_fraction`` (0 < f <= 1) is the share of GPU memory JAX may preallocate and
+    ``cpu_only`` keeps JAX off GPUs; both only take effect if given before JAX creates its
+    client (see ``configure_jax``).
     """
 
     __slots__ = ("_jax", "_jnp", "_lax")
 
-    def __init__(self, *, memory_fraction: float | None = None) -> None:
-        configure_jax(memory_fraction)
+    def __init__(self, *, memory_fraction: float | None = None, cpu_only: bool = False) -> None:
+        configure_jax(memory_fraction, cpu_only)
         import jax
         import jax.numpy as jnp
 

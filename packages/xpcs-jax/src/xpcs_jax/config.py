@@ -25,6 +25,8 @@ class JaxConfiguration:
     enable_x64: bool
     memory_fraction: float | None
     memory_fraction_applied: bool
+    cpu_only: bool
+    cpu_only_applied: bool
     times_configured: int
 
 
@@ -54,35 +56,31 @@ def _validate_fraction(memory_fraction: Any) -> float | None:
     return value
 
 
-def configure_jax(memory_fraction: float | None = None) -> JaxConfiguration:
-    """Enable float64 and set the GPU memory fraction, once per process, thread-safely.
+def configure_jax(memory_fraction: float | None = None, cpu_only: bool = False) -> JaxConfiguration:
+    """Enable float64, set the GPU memory fraction and the platforms, once per process,
+    thread-safely.
 
-    ``memory_fraction`` (0 < f <= 1) becomes ``XLA_PYTHON_CLIENT_MEM_FRACTION``. It only
-    takes effect before JAX creates its client; if the client already exists, or JAX was
-    configured earlier with another value, a ``RuntimeWarning`` says the setting came too late.
+    ``memory_fraction`` (0 < f <= 1) becomes ``XLA_PYTHON_CLIENT_MEM_FRACTION``; ``cpu_only``
+    restricts JAX to the CPU platform (no GPU client, no GPU memory taken). Both only take
+    effect before JAX creates its client; if the client already exists, or JAX was configured
+    earlier with other values, a ``RuntimeWarning`` says the setting came too late.
     """
     global _state, _times_configured
     fraction = _validate_fraction(memory_fraction)
     with _lock:
         if _state is not None:
             if fraction is not None and fraction != _state.memory_fraction:
-                warnings.warn(
-                    f"JAX was already configured (GPU memory fraction {_state.memory_fraction}); "
-                    f"the fraction {fraction} takes effect only in a new process",
-                    RuntimeWarning,
-                    stacklevel=2,
+                _too_late(
+                    f"the GPU memory fraction {fraction} (JAX was configured with {_state.memory_fraction})"
                 )
+            if cpu_only and not _state.cpu_only:
+                _too_late("the CPU-only setting (JAX was configured with every platform)")
             return _state
+        started = jax_client_started()
         applied = False
         if fraction is not None:
-            if jax_client_started():
-                warnings.warn(
-                    "XPCS_GPU_MEMORY_FRACTION came too late: JAX already created its client in "
-                    "this process, so the GPU memory fraction is unchanged. Set it before the "
-                    "first JAX computation (or select the backend first).",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            if started:
+                _too_late("XPCS_GPU_MEMORY_FRACTION")
             else:
                 os.environ[_MEM_FRACTION_ENV] = repr(fraction)
                 applied = True
@@ -90,14 +88,32 @@ def configure_jax(memory_fraction: float | None = None) -> JaxConfiguration:
 
         jax_config: Any = jax.config  # its update() is untyped
         jax_config.update("jax_enable_x64", True)
+        cpu_applied = False
+        if cpu_only:
+            if started:
+                _too_late("XPCS_USE_GPU=false (CPU only)")
+            else:
+                jax_config.update("jax_platforms", "cpu")
+                cpu_applied = True
         _times_configured += 1
         _state = JaxConfiguration(
             enable_x64=True,
             memory_fraction=fraction,
             memory_fraction_applied=applied,
+            cpu_only=cpu_only,
+            cpu_only_applied=cpu_applied,
             times_configured=_times_configured,
         )
         return _state
+
+
+def _too_late(setting: str) -> None:
+    warnings.warn(
+        f"{setting} came too late: JAX already started in this process, so it has no effect. "
+        "Set it before the first JAX computation (select the backend first), or restart.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def jax_configuration() -> JaxConfiguration | None:

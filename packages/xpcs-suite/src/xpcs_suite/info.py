@@ -1,13 +1,14 @@
-"""``xpcs info``: what is installed, which backend is selected and why, which devices JAX sees."""
+"""``xpcs info``: what is installed, which backend is selected and why, the devices it sees
+and the one work is placed on."""
 
 from __future__ import annotations
 
-import importlib.util
 import platform
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from xpcs_device import backend_selection
+from xpcs_device import DeviceManager, backend_selection
 
 __all__ = ["PACKAGES", "collect_info", "format_info"]
 
@@ -33,28 +34,16 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _jax_devices(selected: str) -> list[dict[str, Any]] | str:
-    if importlib.util.find_spec("jax") is None:
-        return "JAX is not installed"
-    if selected != "jax":
-        # Importing JAX here would start it under a NumPy selection; say so instead.
-        return "not queried (the NumPy backend is selected)"
-    import jax
-
-    return [
-        {"id": d.id, "platform": d.platform, "kind": getattr(d, "device_kind", d.platform)}
-        for d in jax.devices()
-    ]
-
-
 def collect_info() -> dict[str, Any]:
-    """Versions, the backend selection and the JAX devices, as plain data."""
+    """Versions, the backend selection, the devices and the selected one, as plain data."""
     selection = backend_selection()
+    manager = DeviceManager()
     return {
         "python": platform.python_version(),
         "packages": {dist: _version(dist) for dist in PACKAGES},
         "backend": {"name": selection.name, "source": selection.source, "reason": selection.reason},
-        "jax_devices": _jax_devices(selection.name),
+        "devices": [asdict(d) for d in manager.devices()],
+        "device": asdict(manager.get_device()),
     }
 
 
@@ -65,11 +54,10 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"  {dist:<14}{ver or 'not installed'}")
     backend = info["backend"]
     lines.append(f"backend         {backend['name']} ({backend['source']}: {backend['reason']})")
-    devices = info["jax_devices"]
-    if isinstance(devices, str):
-        lines.append(f"JAX devices     {devices}")
-    else:
-        lines.append(
-            "JAX devices     " + ", ".join(f"{d['platform']}:{d['id']} ({d['kind']})" for d in devices)
-        )
+    chosen = info["device"]["index"]
+    lines.append("devices:")
+    for d in info["devices"]:
+        memory = f", {d['memory_bytes'] / 2**30:.1f} GiB" if d["memory_bytes"] else ""
+        mark = "  <- work runs here" if d["index"] == chosen else ""
+        lines.append(f"  {d['index']}: {d['kind']}:{d['id']} ({d['name']}{memory}){mark}")
     return "\n".join(lines)
