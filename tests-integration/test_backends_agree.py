@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xpcs_adapters import ensure_numpy
-from xpcs_device import get_backend, reset_backend, set_backend, use_backend
+from xpcs_device import get_backend, place_on_device, reset_backend, set_backend, use_backend
 
 BACKENDS = ["numpy"] + (["jax"] if importlib.util.find_spec("jax") else [])
 
@@ -33,8 +33,10 @@ def test_same_kernel_same_numbers_on_every_backend(name):
     labels = rng.integers(-1, 7, size=1000)
     expected = np.array([values[labels == k].mean() if (labels == k).any() else np.nan for k in range(8)])
     with use_backend(name) as b:
-        out = mean_per_label(b.asarray(values), b.asarray(labels), 8)
-        jitted = b.jit(mean_per_label, static_argnums=2)(b.asarray(values), b.asarray(labels), 8)
+        placed = place_on_device((values, labels))  # as kernels do: the device settings decide
+        assert all(b.is_array(a) for a in placed)
+        out = mean_per_label(*placed, 8)
+        jitted = b.jit(mean_per_label, static_argnums=2)(*placed, 8)
     np.testing.assert_allclose(ensure_numpy(out), expected, rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(ensure_numpy(jitted), expected, rtol=1e-12, equal_nan=True)
 
