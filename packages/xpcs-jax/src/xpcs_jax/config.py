@@ -13,9 +13,18 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JaxConfiguration", "configure_jax", "jax_configuration", "jax_client_started"]
+__all__ = [
+    "CACHE_DIR_ENV",
+    "JaxConfiguration",
+    "compilation_cache_dir",
+    "configure_jax",
+    "jax_configuration",
+    "jax_client_started",
+]
 
 _MEM_FRACTION_ENV = "XLA_PYTHON_CLIENT_MEM_FRACTION"
+CACHE_DIR_ENV = "XPCS_JAX_CACHE_DIR"
+_CACHE_OFF = frozenset({"off", "0", "false", "no", "none"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,8 @@ class JaxConfiguration:
     cpu_only: bool
     cpu_only_applied: bool
     times_configured: int
+    compilation_cache_dir: str | None = None
+    """Directory of JAX's persistent compilation cache, or None where it is off."""
 
 
 _lock = threading.Lock()
@@ -56,6 +67,43 @@ def _validate_fraction(memory_fraction: Any) -> float | None:
     return value
 
 
+def compilation_cache_dir() -> str | None:
+    """Where compiled XLA programs are kept between processes, from ``XPCS_JAX_CACHE_DIR``.
+
+    Unset or empty: ``$XDG_CACHE_HOME/xpcs/jax``, else ``~/.cache/xpcs/jax``; ``off``, ``0``,
+    ``false`` (any case) turn the cache off (None).
+    """
+    value = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if value.lower() in _CACHE_OFF:
+        return None
+    if value:
+        return os.path.abspath(os.path.expanduser(value))
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "xpcs", "jax")
+
+
+def _enable_compilation_cache(jax_config: Any) -> str | None:
+    """Turn on JAX's persistent compilation cache for every program, however small or quick."""
+    directory = compilation_cache_dir()
+    if directory is None:
+        return None
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        warnings.warn(
+            f"JAX's compilation cache is off: cannot create {directory!r} ({exc.strerror or exc}); "
+            f"set {CACHE_DIR_ENV} to a writable directory, or to 'off'",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    jax_config.update("jax_compilation_cache_dir", directory)
+    # xpcs kernels compile in well under JAX's default thresholds (1 s); cache them all.
+    jax_config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax_config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return directory
+
+
 def configure_jax(memory_fraction: float | None = None, cpu_only: bool = False) -> JaxConfiguration:
     """Enable float64, set the GPU memory fraction and the platforms, once per process,
     thread-safely.
@@ -64,6 +112,9 @@ def configure_jax(memory_fraction: float | None = None, cpu_only: bool = False) 
     restricts JAX to the CPU platform (no GPU client, no GPU memory taken). Both only take
     effect before JAX creates its client; if the client already exists, or JAX was configured
     earlier with other values, a ``RuntimeWarning`` says the setting came too late.
+
+    JAX's persistent compilation cache is turned on in :func:`compilation_cache_dir`
+    (``XPCS_JAX_CACHE_DIR``), so a new process loads compiled kernels instead of compiling.
     """
     global _state, _times_configured
     fraction = _validate_fraction(memory_fraction)
@@ -95,6 +146,7 @@ def configure_jax(memory_fraction: float | None = None, cpu_only: bool = False) 
             else:
                 jax_config.update("jax_platforms", "cpu")
                 cpu_applied = True
+        cache_dir = _enable_compilation_cache(jax_config)
         _times_configured += 1
         _state = JaxConfiguration(
             enable_x64=True,
@@ -103,6 +155,7 @@ def configure_jax(memory_fraction: float | None = None, cpu_only: bool = False) 
             cpu_only=cpu_only,
             cpu_only_applied=cpu_applied,
             times_configured=_times_configured,
+            compilation_cache_dir=cache_dir,
         )
         return _state
 
