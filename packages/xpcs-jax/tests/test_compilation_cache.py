@@ -1,11 +1,5 @@
 """JAX's persistent compilation cache, as configure_jax sets it up (fresh interpreters)."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 pytest.importorskip("jax")
@@ -34,44 +28,29 @@ print(json.dumps({"dir": jax_configuration().compilation_cache_dir, **events}))
 """
 
 
-def _run(code: str, **env: str) -> dict:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("XPCS_", "XLA_", "JAX_"))}
-    full_env.update(env)
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        check=False,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_second_process_loads_the_compiled_qmap(tmp_path):
+def test_second_process_loads_the_compiled_qmap(run_fresh, tmp_path):
     pytest.importorskip("xpcs_kernels", reason="the q-map kernel lives in xpcs-kernels")
     cache = tmp_path / "jax-cache"
-    first = _run(_CHILD, XPCS_JAX_CACHE_DIR=str(cache))
+    first = run_fresh(_CHILD, XPCS_JAX_CACHE_DIR=str(cache))
     assert first["dir"] == str(cache)
     assert first["misses"] >= 1
     assert first["hits"] == 0
     assert any(cache.iterdir())
-    second = _run(_CHILD, XPCS_JAX_CACHE_DIR=str(cache))
+    second = run_fresh(_CHILD, XPCS_JAX_CACHE_DIR=str(cache))
     assert second["hits"] >= 1
     assert second["misses"] == 0
 
 
 @pytest.mark.parametrize("value", ["off", "0", "FALSE"])
-def test_cache_can_be_turned_off(tmp_path, value):
+def test_cache_can_be_turned_off(run_fresh, tmp_path, value):
     pytest.importorskip("xpcs_kernels", reason="the q-map kernel lives in xpcs-kernels")
-    result = _run(_CHILD, XPCS_JAX_CACHE_DIR=value, XDG_CACHE_HOME=str(tmp_path))
+    result = run_fresh(_CHILD, XPCS_JAX_CACHE_DIR=value, XDG_CACHE_HOME=str(tmp_path))
     assert result == {"dir": None, "hits": 0, "misses": 0}
     assert not (tmp_path / "xpcs").exists()
 
 
-def test_default_directory_follows_xdg_cache_home(tmp_path):
-    result = _run(
+def test_default_directory_follows_xdg_cache_home(run_fresh, tmp_path):
+    result = run_fresh(
         """
         import json
         from xpcs_jax import JAXBackend, jax_configuration

@@ -1,9 +1,3 @@
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
@@ -12,21 +6,8 @@ jax = pytest.importorskip("jax")
 from xpcs_jax import JAXBackend, configure_jax  # noqa: E402
 
 
-def _child(code: str, **env: str) -> dict:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("XPCS_", "XLA_", "JAX_"))}
-    full_env.update(env)
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def test_import_does_not_import_or_configure_jax():
-    result = _child(
+def test_import_does_not_import_or_configure_jax(run_fresh):
+    result = run_fresh(
         """
         import json, sys
         import xpcs_jax
@@ -40,8 +21,8 @@ def test_import_does_not_import_or_configure_jax():
     assert result == {"before": False, "x64": True, "dtype": "float64"}
 
 
-def test_configured_once_under_32_threads_and_memory_fraction_applied():
-    result = _child(
+def test_configured_once_under_32_threads_and_memory_fraction_applied(run_fresh):
+    result = run_fresh(
         """
         import json, os, threading
         from xpcs_jax import JAXBackend, jax_configuration
@@ -60,8 +41,8 @@ def test_configured_once_under_32_threads_and_memory_fraction_applied():
     assert result == {"times": 1, "applied": True, "env": "0.25"}
 
 
-def test_memory_fraction_after_the_client_started_warns():
-    result = _child(
+def test_memory_fraction_after_the_client_started_warns(run_fresh):
+    result = run_fresh(
         """
         import json, warnings
         import jax.numpy as jnp
