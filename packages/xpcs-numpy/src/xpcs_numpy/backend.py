@@ -313,17 +313,30 @@ class NumPyBackend:
         if idx.dtype.kind not in "iub":
             raise TypeError(f"bincount needs integer input, got dtype {idx.dtype}")
         idx = idx.ravel()
+        w = None if weights is None else np.asarray(weights)
+        w_flat = None if w is None else np.broadcast_to(w, np.shape(x)).ravel()
+        out_dtype = (
+            None if w is None else (np.result_type(w.dtype, np.float32) if w.dtype.kind in "iub" else w.dtype)
+        )
+        # Fast path for the usual case, every label in [0, length): no mask and no copies.
+        # np.bincount itself refuses negative labels; only the upper bound needs a pass.
+        if idx.size == 0 or int(idx.max()) < length:
+            try:
+                return self._bincount(idx, w_flat, length, out_dtype)
+            except ValueError:  # negative labels: drop them below
+                pass
         keep = (idx >= 0) & (idx < length)
-        if weights is None:
-            return np.bincount(idx[keep], minlength=length).astype(np.int64)
-        w = np.asarray(weights)
-        w_flat = np.broadcast_to(w, np.shape(x)).ravel()[keep]
-        out_dtype = np.result_type(w.dtype, np.float32) if w.dtype.kind in "iub" else w.dtype
-        if out_dtype.kind == "c":
-            real = np.bincount(idx[keep], w_flat.real, minlength=length)
-            imag = np.bincount(idx[keep], w_flat.imag, minlength=length)
+        return self._bincount(idx[keep], None if w_flat is None else w_flat[keep], length, out_dtype)
+
+    @staticmethod
+    def _bincount(idx: Any, w_flat: Any, length: int, out_dtype: Any) -> Array:
+        if w_flat is None:
+            return np.bincount(idx, minlength=length).astype(np.int64, copy=False)
+        if np.dtype(out_dtype).kind == "c":
+            real = np.bincount(idx, w_flat.real, minlength=length)
+            imag = np.bincount(idx, w_flat.imag, minlength=length)
             return (real + 1j * imag).astype(out_dtype)
-        return np.bincount(idx[keep], w_flat, minlength=length).astype(out_dtype)
+        return np.bincount(idx, w_flat, minlength=length).astype(out_dtype, copy=False)
 
     def histogram(
         self,
