@@ -85,7 +85,7 @@ def _pyfai(n: int) -> Callable[[], Any] | None:
     if importlib.util.find_spec("pyFAI") is None:
         return None
     logging.getLogger("pyFAI").setLevel(logging.ERROR)  # qArray/chiArray deprecation notices
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator  # type: ignore[import-untyped]
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
     g = _geometry(n)
 

@@ -63,7 +63,7 @@ def ring_labels(size: int, n_bins: int) -> np.ndarray[Any, Any]:
 
 def write_stack(path: Path, frames: int, size: int, chunk_frames: int, compression: str | None) -> None:
     """Sparse Poisson counts, written block by block (memory stays at one block)."""
-    import h5py  # type: ignore[import-untyped]
+    import h5py
 
     rng = np.random.default_rng(0)
     pool = rng.poisson(0.05, size=(64, size, size)).astype(np.uint8)
