@@ -22,9 +22,10 @@ def _float_default(dtype: DTypeLike) -> Any:
 
 
 def _weights_dtype(dtype: Any) -> Any:
-    # Same rule as the NumPy backend: integer or bool weights sum as floats.
+    # Same rule as the NumPy backend: integer or bool weights (photon counts) sum in float64,
+    # exact up to 2**53, where float32 would round above 2**24.
     dt = np.dtype(dtype)
-    return np.result_type(dt, np.float32) if dt.kind in "iub" else dt
+    return np.dtype(np.float64) if dt.kind in "iub" else dt
 
 
 class JAXBackend:

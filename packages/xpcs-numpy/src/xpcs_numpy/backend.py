@@ -315,9 +315,7 @@ class NumPyBackend:
         idx = idx.ravel()
         w = None if weights is None else np.asarray(weights)
         w_flat = None if w is None else np.broadcast_to(w, np.shape(x)).ravel()
-        out_dtype = (
-            None if w is None else (np.result_type(w.dtype, np.float32) if w.dtype.kind in "iub" else w.dtype)
-        )
+        out_dtype = None if w is None else (np.dtype(np.float64) if w.dtype.kind in "iub" else w.dtype)
         # Fast path for the usual case, every label in [0, length): no mask and no copies.
         # np.bincount itself refuses negative labels; only the upper bound needs a pass.
         if idx.size == 0 or int(idx.max()) < length:

@@ -349,7 +349,8 @@ class BackendProtocol(Protocol):
 
         ``length`` is required so the result has a static size. Values outside
         ``[0, length)`` are not counted. Without weights the result is int64 (int32
-        where the backend runs in 32-bit mode); with weights it has their dtype.
+        where the backend runs in 32-bit mode); with floating weights it has their dtype,
+        and integer or bool weights (photon counts) sum in float64, exactly up to 2**53.
         """
         ...
 

@@ -306,6 +306,15 @@ def _binning_cases() -> list[Case]:
             labels,
             oracle=lambda x, w: _loop_bincount(x, w, 10),
         ),
+        Case(
+            "bincount_counts_exact",
+            ("bincount",),
+            lambda b, x, w: b.bincount(x, w, length=3),
+            lambda rng: (rng.integers(0, 3, 6000), rng.integers(60000, 65536, 6000).astype(np.uint16)),
+            # sums near 1.3e8 > 2**24: exact only if integer weights are summed in float64
+            oracle=lambda x, w: np.array([float(sum(int(v) for v in w[x == k])) for k in range(3)]),
+            rtol=0.0,
+        ),
         Case("digitize", ("digitize",), _method("digitize"), edges),
         Case("digitize_right", ("digitize",), lambda b, x, e: b.digitize(x, e, right=True), edges),
         Case("histogram_bins", ("histogram",), lambda b, x, e: b.histogram(x, 7, range=(0.0, 10.0)), edges),
