@@ -52,6 +52,14 @@ from xpcs_kernels.reductions import (
     segment_bounds,
     update_reductions,
 )
+from xpcs_kernels.twotime import (
+    TwoTime,
+    TwoTimeMemoryError,
+    available_memory_bytes,
+    twotime,
+    twotime_memory_bytes,
+)
+from xpcs_kernels.twotime_sparse import twotime_events
 
 __all__ = [
     "__version__",
@@ -100,4 +108,11 @@ __all__ = [
     "reduce_frames",
     "segment_bounds",
     "update_reductions",
+    # two-time
+    "TwoTime",
+    "TwoTimeMemoryError",
+    "available_memory_bytes",
+    "twotime",
+    "twotime_events",
+    "twotime_memory_bytes",
 ]

@@ -1,0 +1,150 @@
+"""Two-time correlation of photon events against the dense path and the brute-force definition."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import pytest
+
+from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_kernels.reductions import FrameValueError
+from xpcs_kernels.twotime import TwoTimeMemoryError, twotime
+from xpcs_kernels.twotime_sparse import twotime_events
+
+HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
+needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
+BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+RTOL = 1e-12
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backend() -> Iterator[None]:
+    reset_backend()
+    yield
+    reset_backend()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
+    with use_backend(request.param) as instance:
+        yield instance
+
+
+def make_case(
+    n: int = 21, h: int = 8, w: int = 9, rate: float = 0.3, seed: int = 2
+) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    dyn = rng.integers(1, 4, size=(h, w))
+    dyn[0, :2] = 0
+    sta = (dyn - 1) * 2 + rng.integers(1, 3, size=(h, w))
+    sta[dyn == 0] = 0
+    frames = rng.poisson(rate, size=(n, h, w)).astype(np.uint8)
+    frames[:, 0, 0] = 3  # photons on a masked pixel are ignored
+    return frames, dyn, sta
+
+
+def events_of(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    flat = frames.reshape(frames.shape[0], -1)
+    t, p = np.nonzero(flat)
+    return t, p, flat[t, p]
+
+
+def brute_force_plain(frames: np.ndarray, dyn: np.ndarray) -> np.ndarray:
+    n = frames.shape[0]
+    x = frames.reshape(n, -1).astype(np.float64)
+    out = []
+    for d in (1, 2, 3):
+        m = dyn.ravel() == d
+        c = np.empty((n, n))
+        for t1 in range(n):
+            for t2 in range(n):
+                c[t1, t2] = np.mean(x[t1, m] * x[t2, m]) / (x[t1, m].mean() * x[t2, m].mean())
+        out.append(c)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("normalization", ["aps", "plain"])
+def test_equal_to_dense(backend: Any, normalization: Literal["aps", "plain"]) -> None:
+    frames, dyn, sta = make_case()
+    dense = twotime(frames, dyn, sta, normalization=normalization, dtype=np.float64, n_segments=3)
+    t, p, c = events_of(frames)
+    sparse = twotime_events(
+        t, p, c, 21, dyn, sta, normalization=normalization, dtype=np.float64, n_segments=3, pair_batch=50
+    )
+    for name in ("c2", "g2", "g2_segments", "delays", "segment_delays"):
+        np.testing.assert_allclose(
+            np.asarray(backend.to_numpy(getattr(sparse, name))),
+            np.asarray(backend.to_numpy(getattr(dense, name))),
+            rtol=RTOL,
+            atol=1e-14,
+        )
+    assert sparse.segment_bounds == dense.segment_bounds
+    assert sparse.num_pts == dense.num_pts
+
+
+def test_brute_force_and_duplicates(backend: Any) -> None:
+    frames, dyn, _ = make_case(seed=5, rate=0.6)
+    t, p, c = events_of(frames)
+    # Split every event into two halves and shuffle: repeated events are summed.
+    order = np.random.default_rng(0).permutation(2 * t.size)
+    tt, pp, cc = (
+        np.concatenate([t, t])[order],
+        np.concatenate([p, p])[order],
+        np.concatenate([c / 2, c / 2])[order],
+    )
+    res = twotime_events(tt, pp, cc, 21, dyn, normalization="plain", dtype=np.float64, n_segments=2)
+    np.testing.assert_allclose(
+        np.asarray(backend.to_numpy(res.c2)), brute_force_plain(frames, dyn), rtol=RTOL
+    )
+
+
+def test_float32_and_pair_batch(backend: Any) -> None:
+    frames, dyn, sta = make_case()
+    t, p, c = events_of(frames)
+    ref = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float64, pair_batch=7)
+    f32 = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float32, keep_maps=False)
+    assert f32.c2 is None
+    np.testing.assert_allclose(
+        np.asarray(backend.to_numpy(f32.g2)), np.asarray(backend.to_numpy(ref.g2)), rtol=2e-6
+    )
+
+
+def test_zero_frames_warn(backend: Any) -> None:
+    frames, dyn, sta = make_case(rate=1.0)
+    frames[6] = 0
+    t, p, c = events_of(frames)
+    with pytest.warns(RuntimeWarning, match=r"bin 1: 1 frame\(s\), first 6"):
+        res = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float64)
+    c2 = np.asarray(backend.to_numpy(res.c2))
+    assert np.isnan(c2[:, 6]).all()
+    assert np.isnan(c2[:, :, 6]).all()
+    assert np.isfinite(np.asarray(backend.to_numpy(res.g2))).all()
+
+
+def test_bad_events(backend: Any) -> None:
+    frames, dyn, sta = make_case()
+    t, p, c = events_of(frames)
+    with pytest.raises(ValueError, match="frame indices must lie in"):
+        twotime_events(t, p, c, 5, dyn, sta, n_segments=1)
+    with pytest.raises(ValueError, match="flat indices"):
+        twotime_events(t, p + 1000, c, 21, dyn, sta)
+    with pytest.raises(ValueError, match="one entry per event"):
+        twotime_events(t, p[:-1], c, 21, dyn, sta)
+    bad = c.astype(float)
+    bad[3] = -1.0
+    with pytest.raises(FrameValueError, match="negative counts"):
+        twotime_events(t, p, bad, 21, dyn, sta)
+    bad[3] = np.nan
+    with pytest.raises(FrameValueError, match="NaN"):
+        twotime_events(t, p, bad, 21, dyn, sta)
+    with pytest.raises(TypeError, match="integer indices"):
+        twotime_events(t.astype(float), p, c, 21, dyn, sta)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        twotime_events(t[:0], p[:0], c[:0], 1, dyn, sta, n_segments=1)
+    with pytest.raises(ValueError, match="have no pixel"):
+        twotime_events(t, p, c, 21, dyn, sta, bins=[9])
+    with pytest.raises(TwoTimeMemoryError, match="memory budget"):
+        twotime_events(t, p, c, 21, dyn, sta, memory_budget=100)
