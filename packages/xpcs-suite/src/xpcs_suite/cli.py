@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from xpcs_suite.__about__ import __version__
 from xpcs_suite.info import collect_info, format_info
@@ -20,7 +21,104 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = sub.add_parser("info", help="versions, selected backend and why, JAX devices")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    _add_simulate(sub)
+    plot = sub.add_parser("plot", help="PNG plots of a result file")
+    plot.add_argument("result", help="result file (HDF5, APS 8-ID-I layout)")
+    plot.add_argument(
+        "-o", "--out", metavar="DIR", help="folder for the PNGs (default: RESULT_plots beside it)"
+    )
     return parser
+
+
+def _add_simulate(sub: Any) -> None:
+    from xpcs_suite.simulation import SimulationParameters
+
+    d = SimulationParameters()
+    sim = sub.add_parser(
+        "simulate",
+        help="write a simulated raw file (Brownian colloids)",
+        description="Write a simulated XPCS raw file of Brownian colloids: g2 - 1 = contrast * "
+        "exp(-2 D q^2 tau), Poisson counts, a beam stop and dead pixels masked.",
+    )
+    sim.add_argument("out", help="output HDF5 file (frames at /entry/data/data)")
+    sim.add_argument(
+        "--frames", type=int, default=d.n_frames, help=f"number of frames (default {d.n_frames})"
+    )
+    sim.add_argument(
+        "--shape",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        default=d.shape,
+        help="frame rows and columns (default 256 256)",
+    )
+    sim.add_argument(
+        "--diffusion",
+        type=float,
+        default=d.diffusion_a2_per_s,
+        metavar="D",
+        help=f"diffusion coefficient in Å²/s (default {d.diffusion_a2_per_s:g})",
+    )
+    sim.add_argument(
+        "--contrast", type=float, default=d.contrast, help=f"speckle contrast beta (default {d.contrast})"
+    )
+    sim.add_argument(
+        "--frame-time",
+        type=float,
+        default=d.frame_time_s,
+        metavar="S",
+        help=f"seconds (default {d.frame_time_s:g})",
+    )
+    sim.add_argument(
+        "--energy", type=float, default=d.energy_kev, metavar="KEV", help=f"keV (default {d.energy_kev:g})"
+    )
+    sim.add_argument("--distance", type=float, metavar="M", help="metres (default 5 * min(H, W) / 256)")
+    sim.add_argument(
+        "--peak-count",
+        type=float,
+        default=d.peak_count,
+        help=f"mean counts per pixel and frame at q -> 0 (default {d.peak_count})",
+    )
+    sim.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    sim.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import time
+
+    from xpcs_suite.simulation import SimulationParameters, write_raw_file
+
+    params = SimulationParameters(
+        n_frames=args.frames,
+        shape=tuple(args.shape),
+        diffusion_a2_per_s=args.diffusion,
+        contrast=args.contrast,
+        frame_time_s=args.frame_time,
+        energy_kev=args.energy,
+        distance_m=args.distance,
+        peak_count=args.peak_count,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    sample = write_raw_file(args.out, params, overwrite=args.overwrite)
+    elapsed = time.perf_counter() - start
+    q = sample.q_inv_angstrom[sample.mask]
+    tau = 1.0 / (params.diffusion_a2_per_s * q**2 * params.frame_time_s)
+    print(f"wrote {args.out} in {elapsed:.1f} s")
+    rows, cols = params.shape
+    print(f"  frames         {params.n_frames} x {rows} x {cols} at {params.frame_time_s:g} s")
+    print(f"  diffusion D    {params.diffusion_a2_per_s:g} Å²/s, contrast {params.contrast:g}")
+    print(f"  q range        {q.min():.4g} .. {q.max():.4g} 1/Å ({int(sample.mask.sum())} valid pixels)")
+    print(f"  tau = 1/(Dq²)  {tau.min():.3g} .. {tau.max():.3g} frames")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from xpcs_suite.plots import write_plots
+
+    for path in write_plots(args.result, args.out):
+        print(path)
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -29,7 +127,11 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"info": _info}
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "info": _info,
+    "simulate": _simulate,
+    "plot": _plot,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
