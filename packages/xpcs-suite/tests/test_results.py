@@ -331,11 +331,14 @@ def _viewer_python() -> str:
     if importlib.util.find_spec("pyxpcsviewer") is not None:
         return sys.executable
     python = os.environ.get("XPCS_VIEWER_PYTHON")
+    if not python and os.environ.get("XPCS_REQUIRE_ORACLES") == "1":
+        pytest.fail("XPCS_REQUIRE_ORACLES=1 but no APS viewer: set XPCS_VIEWER_PYTHON (hatch run oracles:test does)")
     if not python:
         pytest.skip("the APS viewer is not installed: set XPCS_VIEWER_PYTHON to a Python with xpcs-viewer")
     return python
 
 
+@pytest.mark.oracle
 @pytest.mark.subprocess
 def test_the_aps_viewer_reads_our_file(result_pair: tuple[Path, Path]) -> None:
     python = _viewer_python()
