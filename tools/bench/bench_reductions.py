@@ -16,10 +16,18 @@ Throughput is pixels x frames per second of wall time (JAX compilation included:
 happens on the first chunk and on the ragged last one). Peak memory is the child's peak
 resident set (``resource.getrusage``), with its resident set after imports and before
 reading as the baseline, so the growth shows what streaming costs; the file is many times
-larger than that growth. Run from the repository root:
+larger than that growth.
+
+A second table times the per-bin mean of one ``--mean-size`` squared frame (uint16 and
+uint8 photon counts, float64 for reference) over ``--bins`` ring bins, warm, medians:
+raw ``np.bincount(labels, frame) / num_pts`` (labels already ``intp``, the fastest way to
+call it) against :func:`xpcs_kernels.binning.bin_means` on each backend (JAX: int32
+accumulation where it is exact, the ``auto`` choice, and float64 forced). Goal: <= 5 ms at
+2048 x 2048 on the 2-core reference machine. Run from the repository root:
 
     python tools/bench/bench_reductions.py [--frames 1000] [--size 1024] [--chunk-frames 32]
         [--compression none|gzip|lzf] [--backends numpy jax] [--bins 360] [--segments 10]
+        [--mean-size 2048] [--repeats 21] [--skip-stream]
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ import importlib.util
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +125,68 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
+def _median_ms(fn: Callable[[], Any], repeats: int, sync: Callable[[Any], Any]) -> float:
+    sync(fn())  # warm: compile, caches
+    sync(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sync(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def bin_mean_table(size: int, n_bins: int, backends: list[str], repeats: int) -> None:
+    """Per-bin mean of one frame: raw np.bincount against bin_means on each backend."""
+    import xpcs_device
+    from xpcs_kernels.binning import Accumulate, bin_means
+
+    labels = ring_labels(size, n_bins)
+    num_pts = np.bincount(labels.ravel(), minlength=n_bins + 1)[1:]
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(3.0, size=(size, size))
+    frames: dict[str, np.ndarray[Any, Any]] = {
+        "uint16": counts.astype(np.uint16),
+        "uint8": counts.astype(np.uint8),
+        "float64": counts.astype(np.float64),
+    }
+    flat_labels = labels.ravel().astype(np.intp)
+    rows: dict[str, dict[str, float]] = {}
+    for dtype, frame in frames.items():
+        flat = frame.ravel()
+
+        def raw(flat: np.ndarray[Any, Any] = flat) -> Any:
+            return np.bincount(flat_labels, flat, minlength=n_bins + 1)[1:] / num_pts
+
+        expected = raw()
+        row = rows.setdefault(dtype, {})
+        row["np.bincount"] = _median_ms(raw, repeats, lambda x: x)
+        for name in backends:
+            with xpcs_device.use_backend(name) as b:
+                lab, frm, pts = (b.asarray(x) for x in (labels.astype(np.int32), frame, num_pts))
+                modes: list[Accumulate] = ["auto", "float64"] if name != "numpy" else ["auto"]
+                for mode in modes:
+
+                    def ours(lab: Any = lab, frm: Any = frm, pts: Any = pts, mode: Accumulate = mode) -> Any:
+                        return bin_means(lab, frm, pts, accumulate=mode)
+
+                    assert np.array_equal(np.asarray(ours()), expected), (
+                        f"{name} {mode} differs from np.bincount"
+                    )
+                    row[f"{name} {mode}"] = _median_ms(ours, repeats, b.block_until_ready)
+    columns = list(rows["uint16"])
+    print(
+        f"\nbin mean of one {size}x{size} frame, {n_bins} ring bins; medians of {repeats} (ms); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print("| frame | " + " | ".join(columns) + " | np.bincount / best |")
+    print("|" + "---|" * (len(columns) + 2))
+    for dtype, row in rows.items():
+        best = min(v for k, v in row.items() if k != "np.bincount")
+        cells = " | ".join(f"{row[c]:.2f}" if c in row else "-" for c in columns)
+        print(f"| {dtype} | {cells} | {row['np.bincount'] / best:.1f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,6 +198,9 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["numpy", "jax"])
     parser.add_argument("--bins", type=int, default=360)
     parser.add_argument("--segments", type=int, default=10)
+    parser.add_argument("--mean-size", type=int, default=2048, help="frame edge of the bin-mean table")
+    parser.add_argument("--repeats", type=int, default=21, help="timed repetitions of a bin mean")
+    parser.add_argument("--skip-stream", action="store_true", help="only the bin-mean table")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -134,6 +209,9 @@ def main() -> None:
         return
 
     backends = [name for name in args.backends if name != "jax" or importlib.util.find_spec("jax")]
+    if args.skip_stream:
+        bin_mean_table(args.mean_size, args.bins, backends, args.repeats)
+        return
     compression = None if args.compression == "none" else args.compression
     pixels = args.size * args.size
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,6 +249,7 @@ def main() -> None:
             f"{m['reduce_s']:.2f} | {work / m['reduce_s'] / 1e6:,.0f} | {m['baseline_mib']:.0f} | "
             f"{m['peak_mib']:.0f} | {m['peak_mib'] - m['baseline_mib']:.0f} |"
         )
+    bin_mean_table(args.mean_size, args.bins, backends, args.repeats)
 
 
 if __name__ == "__main__":

@@ -62,15 +62,32 @@ def ref_labels(values, valid, edges):
 
 
 def ref_fold(phi, offset, fold):
-    """Python: rotate, then bring into (-180/f, 180/f] by whole turns of 360/f."""
-    w = 360.0 / fold
-    c = w / 2
-    y = math.fmod(phi - offset, w)
-    while y > c:
-        y -= w
-    while y <= -c:
-        y += w
+    """Python: add the offset; fold 1: into (-180, 180] by whole turns; fold f > 1:
+    shift by 180 and bring into [0, 360/f) (pySimpleMask's semantics)."""
+    if fold > 1:
+        return (phi + offset + 180.0) % (360.0 / fold)
+    y = math.fmod(phi + offset, 360.0)
+    while y > 180.0:
+        y -= 360.0
+    while y <= -180.0:
+        y += 360.0
     return y
+
+
+def aps_phi_labels(phi, mask, n_phi, offset, fold):
+    """Phi bins as pySimpleMask assigns them (its partition semantics, written out here):
+    offset added and wrapped through the complex exponential, fold f > 1 as mod(φ + 180,
+    360/f), linear bins over the masked min..max, the maximum in the last bin."""
+    x = np.rad2deg(np.angle(np.exp(1j * np.deg2rad(phi + offset))))
+    if fold > 1:
+        x = np.mod(x + 180.0, 360.0 / fold)
+    lo, hi = x[mask].min(), x[mask].max()
+    edges = np.linspace(lo, hi, n_phi + 1)
+    labels = np.digitize(x, edges)
+    labels[x == hi] = n_phi
+    labels[~mask] = 0
+    distance = np.min(np.abs(x[..., None] - edges), axis=-1)  # how close each pixel is to an edge
+    return labels, distance
 
 
 def ref_partition(q, phi_folded, valid, q_edges, phi_edges):
@@ -189,26 +206,33 @@ def test_valid_none_means_all_valid():
 @pytest.mark.parametrize("name", BACKENDS)
 def test_fold_phi_offset_wrap_and_fold(name):
     with use_backend(name) as b:
-        # offset: the direction phi_offset becomes 0; wrap to (-180, 180]
+        # offset: added (pySimpleMask), so the direction -phi_offset becomes 0; wrap to (-180, 180]
         np.testing.assert_array_equal(
-            np_(fold_phi([170.0, -170.0, 180.0, -180.0, 0.0], -20.0)), [-170.0, -150.0, -160.0, -160.0, 20.0]
+            np_(fold_phi([170.0, -170.0, 180.0, -180.0, 0.0, 20.0], -20.0)),
+            [150.0, 170.0, 160.0, 160.0, -20.0, 0.0],
         )
+        np.testing.assert_array_equal(np_(fold_phi([-30.0, 170.0], 30.0)), [0.0, -160.0])
         np.testing.assert_array_equal(
             np_(fold_phi([180.0, -180.0, 0.0, 90.0], 0.0)), [180.0, 180.0, 0.0, 90.0]
         )
-        # fold 2: opposite sectors share; range (-90, 90]
+        # fold 2: opposite sectors share; range [0, 180): mod(phi + 180, 180)
         np.testing.assert_array_equal(
-            np_(fold_phi([10.0, -170.0, 90.0, -90.0, 100.0], 0.0, 2)), [10.0, 10.0, 90.0, 90.0, -80.0]
+            np_(fold_phi([10.0, -170.0, 90.0, -90.0, 100.0], 0.0, 2)), [10.0, 10.0, 90.0, 90.0, 100.0]
         )
-        # fold 4 with an offset
+        # fold 4 with an offset: mod(phi + 30 + 180, 90)
         np.testing.assert_array_equal(
-            np_(fold_phi([30.0, 120.0, -150.0, -60.0, 75.0], 30.0, 4)), [0.0, 0.0, 0.0, 0.0, 45.0]
+            np_(fold_phi([30.0, 120.0, -150.0, -60.0, 75.0, -30.0], 30.0, 4)),
+            [60.0, 60.0, 60.0, 60.0, 15.0, 0.0],
+        )
+        # fold 3 (odd): direction 0 lands at 60, mid-range, as in pySimpleMask
+        np.testing.assert_array_equal(
+            np_(fold_phi([0.0, 120.0, -120.0, 60.0], 0.0, 3)), [60.0, 60.0, 60.0, 0.0]
         )
         out = np_(fold_phi([np.nan, np.inf, 1.0]))
         assert np.isnan(out[:2]).all()
         assert out[2] == 1.0
         jitted = b.jit(fold_phi, static_argnums=(1, 2))
-        np.testing.assert_array_equal(np_(jitted(b.asarray([170.0, -170.0]), -20.0, 1)), [-170.0, -150.0])
+        np.testing.assert_array_equal(np_(jitted(b.asarray([170.0, -170.0]), -20.0, 1)), [150.0, 170.0])
 
 
 @HYPO
@@ -226,7 +250,7 @@ def test_fold_phi_against_python_loop(phi, offset, fold):
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])  # identical on every backend
     for p, got in zip(phi, outs[0], strict=True):
-        assert -w / 2 < got <= w / 2
+        assert (-180.0 < got <= 180.0) if fold == 1 else (0.0 <= got <= w)  # w only by rounding
         want = ref_fold(p, offset, fold)
         turns = (got - want) / w  # equal up to rounding, or the same direction at the (-c, c] seam
         assert abs(turns - round(turns)) < 1e-9
@@ -261,7 +285,7 @@ def test_make_partition_matches_pixel_loop(data, n_q, n_phi, fold):
     else:
         q_range = user_q
     if n_phi == 1:
-        phi_range = (-180.0 / fold, 180.0 / fold)
+        phi_range = (-180.0, 180.0) if fold == 1 else (0.0, 360.0 / fold)
     else:
         if folded[valid].min() == folded[valid].max():
             return
@@ -321,6 +345,9 @@ def test_partition_fields_and_aps_names(name):
             "dynamic_num_pts",
         }
         assert all(b.is_array(v) for v in fields.values())
+        # the APS viewer reshapes the flat grid with {kind}_num_pts: the grid shape [n_q, n_phi]
+        np.testing.assert_array_equal(np_(fields["dynamic_num_pts"]), [4, 2])
+        assert np_(fields["dynamic_num_pts"]).dtype == np.int64
         with pytest.raises(ValueError, match="'static' or 'dynamic'"):
             p.aps_fields("other")  # type: ignore[arg-type]
         # q only
@@ -349,7 +376,7 @@ def test_core_jitted_equals_eager(name):
     q = rng.uniform(0.0, 1.0, (40, 50))
     phi = rng.uniform(-180.0, 180.0, (40, 50))
     valid = rng.random((40, 50)) > 0.3
-    spec = PartitionSpec(8, 6, (0.05, 0.95), (-90.0, 90.0), "log", 20.0, 2)
+    spec = PartitionSpec(8, 6, (0.05, 0.95), (0.0, 180.0), "log", 20.0, 2)
     with use_backend(name) as b:
         eager = np_(partition_labels(q, phi, valid, spec))
         jitted = np_(
@@ -359,7 +386,7 @@ def test_core_jitted_equals_eager(name):
     folded = np.array([ref_fold(p, 20.0, 2) for p in phi.ravel()]).reshape(phi.shape)
     with use_backend("numpy"):
         lq = ref_labels(q, valid, np_(bin_edges(0.05, 0.95, 8, "log")))
-        lp = ref_labels(folded, valid, np_(bin_edges(-90.0, 90.0, 6)))
+        lp = ref_labels(folded, valid, np_(bin_edges(0.0, 180.0, 6)))
     np.testing.assert_array_equal(eager, np.where((lq > 0) & (lp > 0), (lq - 1) * 6 + lp, 0))
 
 
@@ -530,7 +557,7 @@ def test_realistic_flat_detector(name):
         dyn_roi = np_(d.roi_map)
         log_roi = np_(ls.roi_map)
         log_edges = np_(ls.q_edges)
-    folded = 180.0 - np.mod(180.0 - (phi - 10.0), 360.0)
+    folded = 180.0 - np.mod(180.0 - (phi + 10.0), 360.0)
     assert (static["q_edges"][0], static["q_edges"][-1]) == (q[mask].min(), q[mask].max())
     assert (static["phi_edges"][0], static["phi_edges"][-1]) == (folded[mask].min(), folded[mask].max())
     # vectorised digitize oracle over the whole detector
@@ -554,3 +581,24 @@ def test_realistic_flat_detector(name):
         log_roi, np.where(expected_log > 0, np.searchsorted(occ, expected_log) + 1, 0)
     )
     np.testing.assert_allclose(np.diff(np.log(log_edges)), np.log(0.05 / 2e-3) / 20, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize(
+    ("offset", "fold", "n_phi"),
+    [(0.0, 1, 12), (30.0, 1, 8), (-75.0, 1, 5), (30.0, 2, 6), (10.0, 3, 4), (-45.0, 4, 3)],
+)
+def test_phi_bins_as_pysimplemask_assigns_them(name, offset, fold, n_phi):
+    q, phi, mask = flat_detector()
+    expected, distance = aps_phi_labels(phi, mask, n_phi, offset, fold)
+    with use_backend(name):
+        p = make_partition(q, phi, mask, n_q=1, n_phi=n_phi, phi_offset=offset, symmetry_fold=fold)
+        roi = np_(p.roi_map)
+        assert np_(p.index_mapping).tolist() == list(range(n_phi))  # every phi bin occupied: label = bin
+    clear = distance > 1e-9  # pySimpleMask's wrap through exp/angle moves values by ~1e-14
+    assert clear[mask].mean() > 0.99
+    np.testing.assert_array_equal(roi[clear], expected[clear])
+    # A pixel at a known direction: φ = -offset is direction 0 after the offset.
+    with use_backend(name):
+        (zero,) = np_(fold_phi(np.array([-offset]), offset, fold))
+    assert zero == (0.0 if fold == 1 else 180.0 % (360.0 / fold))

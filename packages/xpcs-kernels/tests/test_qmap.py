@@ -301,3 +301,68 @@ def test_bad_arguments(kwargs, error, match):
     geometry, shape = args.pop("geometry"), args.pop("shape")
     with pytest.raises(error, match=match):
         compute_qmap(geometry, shape, **args)
+
+
+# ------------------------------------------------------------- arctan2 of compiled backends
+def _arctan2_cases():
+    rng = np.random.default_rng(42)
+    n = 200_000
+    y = rng.standard_normal(n) * np.exp(rng.uniform(-40, 40, n))
+    x = rng.standard_normal(n) * np.exp(rng.uniform(-40, 40, n))
+    # Ratios around the reduction boundary tan(pi/8), the diagonal, and sweeps in all quadrants.
+    t = np.concatenate(
+        [
+            np.linspace(0.0, 1.0, 20_001),
+            (math.sqrt(2) - 1) * (1 + np.arange(-40, 41) * 2.0**-52),
+            1 + np.arange(-40, 41) * 2.0**-52,
+        ]
+    )
+    ones = np.ones_like(t)
+    y = np.concatenate([y, t, -t, t, -t, ones, -ones, ones, -ones])
+    x = np.concatenate([x, ones, ones, -ones, -ones, t, t, -t, -t])
+    # Axes, origin, huge and tiny magnitudes and ratios (not subnormals: XLA on CPU flushes them).
+    special = [
+        (0.0, 0.0),
+        (0.0, 1.0),
+        (0.0, -1.0),
+        (1.0, 0.0),
+        (-1.0, 0.0),
+        (0.0, -1e-300),
+        (3.0, -3.0),
+        (1e-300, 1e300),
+        (1e300, 1e-300),
+        (-1e300, -1e-300),
+        (1e-300, 1.0),
+        (-1e-300, -2.0),
+        (2.3e-308, 2.3e-308),
+        (1e300, 1e300),
+        (-7e299, 1e300),
+        (1e-20, -1.0),
+        (2.0, -1e-20),
+    ]
+    sy, sx = np.array(special).T
+    y, x = np.concatenate([y, sy]), np.concatenate([x, sx])
+    y[y == 0], x[x == 0] = 0.0, 0.0  # negative zeros (from -t) are checked on their own below
+    return y, x
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(not HAS_JAX, reason="no JAX")
+def test_compiled_arctan2_within_2_ulp_of_numpy():
+    import jax
+
+    from xpcs_kernels.qmap import _arctan2
+
+    y, x = _arctan2_cases()
+    expected = np.arctan2(y, x)
+    with use_backend("jax") as b:
+        got = np.asarray(jax.jit(lambda yy, xx: _arctan2(b, yy, xx))(b.asarray(y), b.asarray(x)))
+    ulps = np.abs(got - expected) / np.spacing(np.abs(expected))
+    assert ulps.max() <= 2.0, (y[ulps.argmax()], x[ulps.argmax()])
+    exact = {(0.0, 0.0): 0.0, (1.0, 0.0): math.pi / 2, (-1.0, 0.0): -math.pi / 2, (0.0, -1.0): math.pi}
+    for (yy, xx), value in exact.items():
+        assert got[(y == yy) & (x == xx)][0] == value
+    # A negative zero counts as +0: the negative x axis is +pi, as phi in (-180, 180] wants.
+    with use_backend("jax") as b:
+        signed = np.asarray(_arctan2(b, b.asarray([-0.0, -0.0, 0.0]), b.asarray([-1.0, 1.0, -0.0])))
+    assert signed.tolist() == [math.pi, 0.0, 0.0]

@@ -69,7 +69,9 @@ def make_stack(n: int = 23, h: int = 9, w: int = 11, dtype: Any = np.uint16, see
     return counts.astype(dtype)
 
 
-def brute_force(data: np.ndarray, labels: np.ndarray, n_bins: int, n_segments: int = 1) -> dict[str, Any]:
+def brute_force(
+    data: np.ndarray, labels: np.ndarray, n_bins: int, n_segments: int = 1, first_frame: int = 0
+) -> dict[str, Any]:
     """Plain NumPy over the whole stack: loops over label values, segments by slicing."""
     x = data.astype(np.float64)
     n = x.shape[0]
@@ -90,7 +92,8 @@ def brute_force(data: np.ndarray, labels: np.ndarray, n_bins: int, n_segments: i
         for k in range(1, n_bins + 1):
             if (labels == k).any():
                 segs[s, k - 1] = part[:, labels == k].mean()
-    ivt = np.stack([np.arange(n, dtype=float), np.array([f[labels > 0].mean() for f in x])])
+    numbers = first_frame + np.arange(n, dtype=float)
+    ivt = np.stack([numbers, np.array([f[labels > 0].mean() for f in x])])
     return {
         "mean_image": mean_image,
         "iq": iq,
@@ -157,7 +160,32 @@ def test_frame_time_scales_the_time_row(backend):
 def test_range_of_frames(backend):
     data, labels = make_stack(30), make_labels()
     got = as_numpy(reduce_frames(data, labels, K, n_segments=3, start=4, stop=27, chunk_frames=4))
-    assert_matches(got, brute_force(data[4:27], labels, K, 3))
+    assert_matches(got, brute_force(data[4:27], labels, K, 3, first_frame=4))
+
+
+@pytest.mark.parametrize("source", ["array", "iterator"])
+def test_a_frame_range_keeps_source_frame_numbers(backend, source):
+    data, labels = make_stack(30), make_labels()
+    frames = data if source == "array" else iter(list(data))
+    ivt = np.asarray(reduce_frames(frames, labels, K, start=5, stop=17, chunk_frames=4).intensity_vs_time)
+    assert np.array_equal(ivt[0], np.arange(5, 17, dtype=float))  # frames 5..16 of the source
+    np.testing.assert_allclose(ivt[1], [f[labels > 0].mean() for f in data[5:17]], rtol=RTOL)
+    timed = np.asarray(reduce_frames(data, labels, K, start=5, frame_time=0.5).intensity_vs_time)
+    np.testing.assert_allclose(timed[0], np.arange(5, 30) * 0.5, rtol=RTOL)
+    # The streaming API: first_frame says where the streamed frames start in the source.
+    state = init_reductions(labels, K, first_frame=100)
+    state = update_reductions(state, data[:3])
+    assert np.array_equal(np.asarray(finalize_reductions(state).intensity_vs_time)[0], [100.0, 101.0, 102.0])
+    # Errors name source frame numbers too.
+    bad = data.astype(np.int32)
+    bad[9, 1, 1] = -1
+    with pytest.raises(
+        FrameValueError, match=r"frames 8..11 \(frame numbers of the source\).*first in frame 9"
+    ):
+        reduce_frames(bad, labels, K, start=5, chunk_frames=4)
+    for wrong in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="first_frame must be a non-negative integer"):
+            init_reductions(labels, K, first_frame=wrong)
 
 
 # --------------------------------------------------------------------- chunk invariance

@@ -3,6 +3,7 @@ functions of arrays on the active backend (``xpcs_device.get_backend()``), with 
 placed on the selected device."""
 
 from xpcs_kernels.__about__ import __version__
+from xpcs_kernels.binning import Accumulate, bin_means, bin_sums, int32_sum_exact
 from xpcs_kernels.constants import HC_KEV_ANGSTROM, wavelength_angstrom, wavenumber_per_angstrom
 from xpcs_kernels.frames import (
     DEFAULT_CHUNK_BYTES,
@@ -94,6 +95,11 @@ __all__ = [
     "make_partitions",
     "partition_labels",
     "relabel_occupied",
+    # per-bin sums
+    "Accumulate",
+    "bin_means",
+    "bin_sums",
+    "int32_sum_exact",
     # frames and reductions
     "DEFAULT_CHUNK_BYTES",
     "FrameSourceError",

@@ -27,12 +27,14 @@ Binning rules (the same on every backend, eager or under ``jit``):
   arithmetic, not search: ``t = (v - vmin) · n / (vmax - vmin)`` (log: on ``ln v``)
   gives the nearest edge ``j``, and one comparison with ``e_j`` settles the bin, so
   labels never depend on rounding of the arithmetic, nor on the backend.
-- φ (degrees): ``phi_offset`` is the direction that becomes 0 (the map is rotated by
-  ``-phi_offset``); with symmetry fold ``f`` (bins cover ``360/f`` degrees) the rotated
-  angle is wrapped into ``(-180/f, 180/f]``:
-  ``φ' = c - mod(c - (φ - phi_offset), w)`` with ``w = 360/f``, ``c = w/2``. For ``f = 1``
-  this is the usual ``(-180, 180]``; with ``f = 2`` the directions φ and φ + 180
-  (opposite sectors) share a bin.
+- φ (degrees), as pySimpleMask (the APS mask and partition tool) bins it: the offset is
+  **added**, ``φ + phi_offset`` (a pixel at φ = -phi_offset gets 0; the map turns by
+  +phi_offset), wrapped into ``(-180, 180]``:
+  ``φ' = 180 - mod(180 - (φ + phi_offset), 360)``. With symmetry fold ``f > 1`` (bins
+  cover ``w = 360/f`` degrees) it is then ``φ' = mod(φ + phi_offset + 180, w)``, in
+  ``[0, w)``, pySimpleMask's ``mod(φ' + 180, 360/f)``: with ``f = 2`` the directions φ
+  and φ + 180 (opposite sectors) share a bin, and direction 0 (after the offset) lands
+  at 0 for even ``f``, at ``w/2`` for odd ``f``.
 - Combined label in the grid: ``(i_q - 1) · n_phi + i_phi`` (1-based, 0 = excluded);
   then relabelled to the occupied labels in natural order, ``1 .. K``.
   ``index_mapping[l - 1]`` is the zero-based flat grid index ``(i_q - 1) · n_phi +
@@ -173,21 +175,23 @@ def bin_centers(vmin: float, vmax: float, n: int, spacing: Spacing = "linear") -
 
 # --------------------------------------------------------------------- jittable core
 def fold_phi(phi: ArrayLike, phi_offset: float = 0.0, symmetry_fold: int = 1) -> Array:
-    """Azimuth in degrees rotated so that ``phi_offset`` becomes 0, then wrapped into
-    ``(-180/f, 180/f]`` for symmetry fold ``f`` (jittable, elementwise).
+    """Azimuth in degrees plus ``phi_offset``, wrapped as pySimpleMask does (jittable,
+    elementwise): into ``(-180, 180]`` for ``symmetry_fold`` 1, into ``[0, 360/f)`` for
+    fold ``f > 1``.
 
-    ``φ' = c - mod(c - (φ - phi_offset), w)``, ``w = 360/f``, ``c = w/2``. Non-finite
-    values stay NaN.
+    ``f = 1``: ``φ' = 180 - mod(180 - (φ + phi_offset), 360)``; ``f > 1``:
+    ``φ' = mod(φ + phi_offset + 180, 360/f)``. Non-finite values stay NaN.
     """
     b = get_backend()
     offset = _check_real("phi_offset", phi_offset)
     fold = _check_count("symmetry_fold", symmetry_fold)
-    width = 360.0 / fold
-    half = 0.5 * width
     x = b.astype(b.asarray(phi), "float64")
     finite = b.isfinite(x)
     safe = b.where(finite, x, 0.0)
-    folded = half - b.mod(half - (safe - offset), width)
+    if fold == 1:
+        folded = 180.0 - b.mod(180.0 - (safe + offset), 360.0)
+    else:
+        folded = b.mod((safe + offset) + 180.0, 360.0 / fold)
     return b.where(finite, folded, math.nan)
 
 
@@ -370,7 +374,8 @@ class Partition:
     def aps_fields(self, kind: Literal["static", "dynamic"]) -> dict[str, Array]:
         """The ``/xpcs/qmap`` datasets of this partition, named for ``kind``:
         ``{kind}_roi_map``, ``{kind}_v_list_dim0``, ``{kind}_v_list_dim1``,
-        ``{kind}_index_mapping``, ``{kind}_num_pts``."""
+        ``{kind}_index_mapping``, ``{kind}_num_pts``. ``{kind}_num_pts`` is the grid shape
+        ``[n_q, n_phi]`` (int64), which the APS viewer reshapes with, not ``num_pts``."""
         if kind not in ("static", "dynamic"):
             raise ValueError(f"kind must be 'static' or 'dynamic', got {kind!r}")
         return {
@@ -378,7 +383,7 @@ class Partition:
             f"{kind}_v_list_dim0": self.v_list_dim0,
             f"{kind}_v_list_dim1": self.v_list_dim1,
             f"{kind}_index_mapping": self.index_mapping,
-            f"{kind}_num_pts": self.num_pts,
+            f"{kind}_num_pts": get_backend().asarray([self.n_q, self.n_phi], dtype="int64"),
         }
 
 
@@ -483,8 +488,8 @@ def _resolve_ranges(
     if phi_range is not None:
         phi_rng = _pair("phi_range", phi_range)
     elif prep.phi is None or n_phi == 1:
-        half = 180.0 / _check_count("symmetry_fold", symmetry_fold)
-        phi_rng = (-half, half)
+        fold = _check_count("symmetry_fold", symmetry_fold)
+        phi_rng = (-180.0, 180.0) if fold == 1 else (0.0, 360.0 / fold)
     else:
         folded = fold_phi(prep.phi, phi_offset, symmetry_fold)
         lo, hi = _masked_min_max(folded, prep.valid)
@@ -564,7 +569,8 @@ def make_partition(
 
     - ``q_range`` default: min and max of q over the valid pixels (log spacing needs them
       positive); ``phi_range`` default: min and max of the folded φ over the valid pixels
-      when ``n_phi > 1``, the whole folded circle ``[-180/f, 180/f]`` when ``n_phi == 1``.
+      when ``n_phi > 1``, the whole folded circle when ``n_phi == 1`` (``[-180, 180]``,
+      or ``[0, 360/f]`` for a fold ``f > 1``).
       Pixels outside an explicit range get label 0.
     - ``nan``: non-finite q or φ (NaN, ±inf) in a valid pixel raise a ``ValueError`` with
       their count (``"raise"``, default) or are left out of every bin (``"exclude"``).

@@ -36,9 +36,10 @@ Definitions (``labels`` is the static partition: an ``(H, W)`` integer map, bins
   ``L = N // n_segments``, the last one also taking the remaining ``N % n_segments``
   frames; ``segment_bounds`` gives the ``n_segments + 1`` boundaries.
 - ``intensity_vs_time`` (``/xpcs/spatial_mean/intensity_vs_time``), shape ``(2, N)``:
-  row 0 the frame index within the reduced range (0-based) times ``frame_time`` (the
-  index itself when ``frame_time`` is None), row 1 the mean intensity per valid pixel of
-  that frame.
+  row 0 the frame number in the source (``first_frame`` + index within the reduced range,
+  so ``start`` of :func:`reduce_frames` for the first reduced frame) times ``frame_time``
+  (the number itself when ``frame_time`` is None), row 1 the mean intensity per valid
+  pixel of that frame.
 
 A bin without pixels has NaN in ``iq``, ``iq_err`` and ``iq_segments`` (never 0) and 0 in
 ``iq_counts``.
@@ -64,6 +65,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 import xpcs_device
+from xpcs_kernels.binning import _bin_sums
 from xpcs_kernels.frames import _check_dtype, frame_count, iter_frame_chunks
 from xpcs_protocol import Array, BackendProtocol
 
@@ -120,6 +122,8 @@ class ReductionState:
     bounds: tuple[int, ...] | None
     nan: NanPolicy
     n_valid_pixels: int
+    first_frame: int
+    """Frame number in the source of the first reduced frame (row 0 of ``intensity_vs_time``)."""
     labels: Array
     """``(H * W,)`` int32 flat label map."""
     valid: Array
@@ -157,7 +161,8 @@ class Reductions:
     segment_bounds: tuple[int, ...]
     """``n_segments + 1`` frame boundaries: segment s is ``[bounds[s], bounds[s + 1])``."""
     intensity_vs_time: Array
-    """``(2, N)`` float64: frame index (times ``frame_time``) and mean intensity per valid pixel."""
+    """``(2, N)`` float64: frame number in the source (times ``frame_time``) and mean intensity
+    per valid pixel."""
     n_frames: int
     n_valid_pixels: int
 
@@ -220,11 +225,9 @@ def _chunk_kernel(
     """The array work of one update (compiled once per configuration, shape and dtype)."""
     f64 = np.float64
 
-    def per_piece_bins(labels: Array, values: Array, pieces: int) -> Array:
-        # (P, H*W) values summed per (piece, bin) in one bincount: index p * (K + 1) + label.
-        offsets = b.reshape(b.arange(pieces, dtype=np.int32) * (n_bins + 1), (pieces, 1))
-        sums = b.bincount(offsets + labels, values, length=pieces * (n_bins + 1))
-        return b.reshape(sums, (pieces, n_bins + 1))[:, 1:]
+    def per_piece_bins(labels: Array, values: Array) -> Array:
+        # (P, H*W) float64 values summed per (piece, bin), block by block (no full-size temporary).
+        return _bin_sums(b, labels, values, n_bins, "float64")
 
     def kernel(
         labels: Array,
@@ -238,7 +241,6 @@ def _chunk_kernel(
         piece_segments: Array,
     ) -> tuple[Any, ...]:
         n = chunk.shape[0]
-        pieces = piece_masks.shape[0]
         x = b.astype(b.reshape(chunk, (n, -1)), f64)
         frame_counts = None
         if nan_ignore:
@@ -246,13 +248,11 @@ def _chunk_kernel(
             x = b.where(present > 0, x, 0.0)
             counted = b.matmul(piece_masks, present)  # non-NaN frames per piece and pixel
             count_image = count_image + b.sum(counted, axis=0)
-            segment_counts = b.index_add(
-                segment_counts, piece_segments, per_piece_bins(labels, counted, pieces)
-            )
+            segment_counts = b.index_add(segment_counts, piece_segments, per_piece_bins(labels, counted))
             frame_counts = b.matmul(present, valid)
         images = b.matmul(piece_masks, x)  # (P, H*W): sum over each piece's frames
         sum_image = sum_image + b.sum(images, axis=0)
-        segment_sums = b.index_add(segment_sums, piece_segments, per_piece_bins(labels, images, pieces))
+        segment_sums = b.index_add(segment_sums, piece_segments, per_piece_bins(labels, images))
         frame_sums = b.matmul(x, valid)  # per frame, over the valid pixels
         # Checks, reduced to two scalars: the sum of everything is finite unless a NaN or an
         # infinity is in the chunk, and the minimum shows negative values (signed types).
@@ -272,6 +272,7 @@ def init_reductions(
     n_segments: int = 1,
     *,
     nan: NanPolicy = "raise",
+    first_frame: int = 0,
 ) -> ReductionState:
     """The empty state of the reductions over frames of shape ``labels.shape``.
 
@@ -280,12 +281,16 @@ def init_reductions(
     ``n_frames_total``: the number of frames that will be streamed; required when
     ``n_segments > 1`` (the boundaries are fixed before the first frame), optional
     otherwise (then checked at the end). ``nan``: ``"raise"`` (default) or ``"ignore"``
-    (NaN values are missing data, see the module docstring).
+    (NaN values are missing data, see the module docstring). ``first_frame``: the frame
+    number in the source of the first frame that will be streamed (``start`` of a frame
+    range), so that ``intensity_vs_time`` and error messages carry source frame numbers.
     """
     n_bins = _positive_int(n_bins, "n_bins")
     n_segments = _positive_int(n_segments, "n_segments")
     if nan not in ("raise", "ignore"):
         raise ValueError(f"nan must be 'raise' or 'ignore', got {nan!r}")
+    if isinstance(first_frame, bool) or not isinstance(first_frame, int | np.integer) or first_frame < 0:
+        raise ValueError(f"first_frame must be a non-negative integer (a frame number), got {first_frame!r}")
     lab = _check_labels(labels, n_bins)
     shape = (int(lab.shape[0]), int(lab.shape[1]))
     if frame_shape is not None and tuple(frame_shape) != shape:
@@ -322,6 +327,7 @@ def init_reductions(
         bounds=bounds,
         nan=nan,
         n_valid_pixels=int(valid.sum()),
+        first_frame=int(first_frame),
         labels=xpcs_device.place_on_device(flat),
         valid=xpcs_device.place_on_device(valid),
         num_pts=xpcs_device.place_on_device(num_pts),
@@ -381,8 +387,8 @@ def _frame_value_error(chunk: Any, offset: int, nan_ignore: bool) -> FrameValueE
         )
     last = offset + data.shape[0] - 1
     return FrameValueError(
-        f"bad frame values in the chunk of frames {offset}..{last} (counted from the first reduced "
-        "frame): " + "; ".join(parts)
+        f"bad frame values in the chunk of frames {offset}..{last} (frame numbers of the source): "
+        + "; ".join(parts)
     )
 
 
@@ -432,7 +438,7 @@ def update_reductions(state: ReductionState, chunk: Any, *, jit: bool = True) ->
     )
     sum_image, segment_sums, count_image, segment_counts, frame_sums, frame_counts, total, lowest = out
     if not math.isfinite(float(b.to_numpy(total))) or float(b.to_numpy(lowest)) < 0:
-        error = _frame_value_error(chunk, offset, nan_ignore)
+        error = _frame_value_error(chunk, state.first_frame + offset, nan_ignore)
         if error is not None:
             raise error
 
@@ -501,7 +507,8 @@ def finalize_reductions(state: ReductionState, *, frame_time: float | None = Non
         intensity = ratio(frame_sums, b.concatenate(_chain_to_list(state.frame_counts)))
     else:
         intensity = frame_sums / state.n_valid_pixels
-    times = b.arange(n, dtype=np.float64) * (1.0 if frame_time is None else float(frame_time))
+    numbers = b.arange(state.first_frame, state.first_frame + n, dtype=np.float64)
+    times = numbers * (1.0 if frame_time is None else float(frame_time))
 
     return Reductions(
         mean_image=b.reshape(mean_image, state.frame_shape),
@@ -536,7 +543,8 @@ def reduce_frames(
     ``(N, H, W)`` array, an ``h5py.Dataset``, an iterable of chunks or frames), read
     ``chunk_frames`` frames at a time. The number of frames comes from the source's
     shape; a plain iterable has none, so ``n_segments > 1`` then needs ``n_frames_total``
-    (checked against what the iterable yields).
+    (checked against what the iterable yields). Row 0 of ``intensity_vs_time`` and error
+    messages use frame numbers of the source (``start`` for the first reduced frame).
     """
     known = frame_count(source, start=start, stop=stop)
     if known is not None and n_frames_total is not None and known != n_frames_total:
@@ -544,7 +552,9 @@ def reduce_frames(
     total = known if known is not None else n_frames_total
     if total == 0:
         raise ValueError(f"there are no frames to reduce (frames {start} to {stop} of the source)")
-    state = init_reductions(labels, n_bins, n_frames_total=total, n_segments=n_segments, nan=nan)
+    state = init_reductions(
+        labels, n_bins, n_frames_total=total, n_segments=n_segments, nan=nan, first_frame=start
+    )
     shape = getattr(source, "shape", None)
     if shape is not None and len(shape) == 3 and tuple(shape[1:]) != state.frame_shape:
         raise ValueError(
