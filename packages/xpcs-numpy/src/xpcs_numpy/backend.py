@@ -314,7 +314,12 @@ class NumPyBackend:
             raise TypeError(f"bincount needs integer input, got dtype {idx.dtype}")
         idx = idx.ravel()
         w = None if weights is None else np.asarray(weights)
-        w_flat = None if w is None else np.broadcast_to(w, np.shape(x)).ravel()
+        if w is None:
+            w_flat = None
+        elif w.shape == np.shape(x):  # np.bincount reads a broadcast view slower than the array
+            w_flat = w.ravel()
+        else:
+            w_flat = np.broadcast_to(w, np.shape(x)).ravel()
         out_dtype = None if w is None else (np.dtype(np.float64) if w.dtype.kind in "iub" else w.dtype)
         # Fast path for the usual case, every label in [0, length): no mask and no copies.
         # np.bincount itself refuses negative labels; only the upper bound needs a pass.
