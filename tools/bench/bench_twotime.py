@@ -8,7 +8,9 @@ reported (the first call of a kernel, with JIT compilation, is a separate warm-u
 
 - ``boost_corr``: ``TwotimeCorrelator`` (CPU torch) process + post_processing + every map
   and g2 (the APS pipeline);
-- ``dense``: ``xpcs_kernels.twotime.twotime`` from the (N, H, W) stack, on each backend;
+- ``dense``: ``xpcs_kernels.twotime.twotime`` from the (N, H, W) stack, on each backend,
+  ``product="tiles"`` (upper block triangle, GEMM per tile) and ``"whole"`` (one ``Y Y^T`` per
+  bin; NumPy's default, a BLAS SYRK), including the normalisation of the uint8 frames;
 - ``sparse``: ``xpcs_kernels.twotime_sparse.twotime_events`` from the events of the same
   stack (extracting the events is not timed);
 - ``gemm floor``: one float32 ``X X^T`` of the selected pixels per bin with NumPy (BLAS SYRK),
@@ -141,13 +143,20 @@ def main() -> None:
         if name == "jax" and importlib.util.find_spec("jax") is None:
             continue
         with use_backend(name):
+            for product in ("tiles", "whole"):
 
-            def dense() -> Any:
-                return twotime(frames, dyn, sta, dtype=np.float32)
+                def dense(product: Any = product) -> Any:
+                    return twotime(frames, dyn, sta, dtype=np.float32, product=product)
 
-            dense()
-            t = median_time(dense, args.repeats)
-            rows.append((f"xpcs dense {name} f32", t, f"{flops / t / 1e9:.0f} GFLOP/s"))
+                dense()
+                t = median_time(dense, args.repeats)
+                rows.append(
+                    (
+                        f"xpcs dense {name} f32 {product}",
+                        t,
+                        f"{flops / t / 1e9:.0f} GFLOP/s, {t / floor:.2f}x floor",
+                    )
+                )
 
             def sparse() -> Any:
                 return twotime_events(t_ev, p_ev, c_ev, n, dyn, sta, dtype=np.float32)

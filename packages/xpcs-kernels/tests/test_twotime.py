@@ -358,3 +358,42 @@ def test_memory_budget(backend: Any) -> None:
     with pytest.raises(TwoTimeMemoryError, match="keep_maps=False"):
         twotime(iter(list(frames)), dyn, sta, memory_budget=1000)
     twotime(frames, dyn, sta, memory_budget=need)
+
+
+@pytest.mark.parametrize("normalization", ["aps", "plain"])
+@pytest.mark.parametrize("product", ["tiles", "whole"])
+def test_products_and_unaligned_blocks(
+    backend: Any, product: Literal["tiles", "whole"], normalization: Literal["aps", "plain"]
+) -> None:
+    """Both numerator strategies against the brute-force definition, with blocks that do not
+    divide the segment length (23 frames, 3 segments of 7, blocks of at most 3 frames)."""
+    dyn, sta = make_maps()
+    frames = make_stack(23, seed=5)
+    res = twotime(
+        frames,
+        dyn,
+        sta,
+        normalization=normalization,
+        dtype=np.float64,
+        n_segments=3,
+        block_frames=3,
+        product=product,
+        chunk_frames=4,
+    )
+    ref = brute_force(frames, dyn, sta if normalization == "aps" else None)
+    np.testing.assert_allclose(as_np(backend, res.c2), ref, rtol=RTOL)
+    np.testing.assert_allclose(as_np(backend, res.g2), diagonal_means(ref, np.arange(23)), rtol=RTOL)
+    seg = np.stack(
+        [diagonal_means(ref[:, s * 7 : (s + 1) * 7, s * 7 : (s + 1) * 7], np.arange(7)) for s in range(3)],
+        axis=1,
+    )
+    np.testing.assert_allclose(as_np(backend, res.g2_segments), seg, rtol=RTOL)
+
+
+def test_bad_product(backend: Any) -> None:
+    dyn, sta = make_maps()
+    frames = make_stack(10)
+    with pytest.raises(ValueError, match="product must be"):
+        twotime(frames, dyn, sta, product="syrk")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs keep_maps=True"):
+        twotime(frames, dyn, sta, product="whole", keep_maps=False)

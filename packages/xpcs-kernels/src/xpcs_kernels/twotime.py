@@ -25,15 +25,19 @@ the means along the diagonals skip them, and a ``RuntimeWarning`` names the bin 
 frames (boost_corr would silently put 0 there); a delay without a defined pair has NaN.
 
 Computation: frames stream in chunks (:func:`~xpcs_kernels.frames.iter_frame_chunks`);
-each chunk is checked and normalised (one compiled kernel per chunk shape), only the
-selected pixels are kept (``N x P`` in ``dtype``, bin by bin contiguous), and the
-numerator is accumulated in frame tiles of ``B`` frames, upper block triangle only
-(``X_I X_J^T`` for ``J >= I``: the SYRK cost ``N^2 P`` multiply-adds, plus ``B/N`` of
-it for the diagonal tiles), each tile as soon as its frames have arrived. Each tile is
-normalised and summed along its diagonals inside the same compiled kernel, so g2 needs no
-second pass and no stored map: with ``keep_maps=False`` only the selected pixels of the
-stack and one tile are in memory, and ``on_tile`` receives every upper tile (to write it
-to a file, say).
+each chunk is checked, normalised and scaled in one compiled kernel (selected pixels
+ordered by dynamic then static bin, so the static-bin frame sums are contiguous column
+sums), giving ``Y(t, p) = X(t, p) sqrt(P_d) / S_d(t)`` in ``dtype`` (0 for frames with
+``S_d(t) = 0``): a tile of C is then the bare product ``Y_I Y_J^T``, nothing else per
+element. Frames are cut into blocks of at most ``block_frames`` aligned to the segments, so
+a tile lies inside one segment or outside all of them and each tile needs one diagonal sum
+(the run and its segment alike); the pair counts of the means come from the frame mask
+(``O(N)`` per delay, not per tile). ``product="tiles"``: the upper block triangle, one GEMM
+per bin and tile as soon as its frames have arrived (``N^2 P`` multiply-adds plus ``B/N``
+of it), with ``keep_maps=False`` only the selected pixels and one tile in memory and
+``on_tile`` receiving every upper tile; ``product="whole"`` (the NumPy default when the maps
+are kept): one ``Y Y^T`` per bin, which NumPy's matmul runs as a BLAS SYRK, then the
+diagonal sums tile by tile.
 
 Memory: before anything is read, :func:`twotime_memory_bytes` estimates the storage (maps
 ``n_bins N^2``, the selected pixels ``N P``, tiles); beyond ``memory_budget`` (default:
@@ -49,6 +53,7 @@ fewer than 2 frames, fewer frames than segments.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import warnings
@@ -78,7 +83,8 @@ DelaySpec = Literal["all", "multitau"] | Sequence[int] | np.ndarray[Any, Any]
 TileCallback = Callable[[int, int, int, Any], None]
 
 DEFAULT_BLOCK_FRAMES = 512
-"""Largest frame tile: 512 x 512 tiles keep the GEMMs efficient and the diagonal work small."""
+"""Largest frame block: tiles up to 512 x 512 keep the GEMMs efficient and the skewed
+diagonal sums cache-sized."""
 
 
 class TwoTimeMemoryError(MemoryError):
@@ -237,6 +243,17 @@ class _Selection:
         return int(self.pix.shape[0])
 
     @property
+    def group_bounds(self) -> tuple[int, ...]:
+        """Column boundaries of the normalisation groups: static bins (APS) or dynamic bins."""
+        if self.static_counts is None:
+            return self.col_bounds
+        return (0, *np.cumsum(self.static_counts).tolist())
+
+    @property
+    def bin_of_group(self) -> np.ndarray[Any, Any]:
+        return self.bin_of_col[np.asarray(self.group_bounds[:-1], dtype=np.int64)].astype(np.int64)
+
+    @property
     def num_pts(self) -> tuple[int, ...]:
         return tuple(int(self.col_bounds[k + 1] - self.col_bounds[k]) for k in range(len(self.bins)))
 
@@ -269,11 +286,6 @@ def _select(
     position[list(chosen)] = np.arange(len(chosen))
     pos = position[flat]
     keep = np.flatnonzero(pos >= 0)
-    order = np.argsort(pos[keep], kind="stable")
-    pix = keep[order]
-    bin_of_col = pos[pix]
-    counts = np.bincount(bin_of_col, minlength=len(chosen))
-    col_bounds = (0, *np.cumsum(counts).tolist())
     static_of_col = static_counts = None
     if normalization == "aps":
         if static_labels is None:
@@ -282,14 +294,22 @@ def _select(
         if sta.shape != dyn.shape:
             raise ValueError(f"static_labels has shape {sta.shape} but dynamic_labels {dyn.shape}")
         check_nested(sta, dyn)  # each static bin inside one dynamic bin: smoothing stays in the bin
+        # Columns sorted by (dynamic bin, static bin): static bins are contiguous column ranges.
+        pix = keep[np.lexsort((sta.ravel()[keep], pos[keep]))]
         s = sta.ravel()[pix].astype(np.int64)
         if s.size and int(s.min()) == 0:
             raise ValueError(
                 "some pixels of the selected dynamic bins have static label 0; every pixel of a "
                 "dynamic bin must lie in a static bin (use maps from make_partitions)"
             )
-        uniq, static_of_col = np.unique(s, return_inverse=True)
-        static_counts = np.bincount(static_of_col, minlength=uniq.size)
+        # Compact static index in column order (each static bin is one contiguous run).
+        static_of_col = np.cumsum(np.r_[True, s[1:] != s[:-1]]) - 1 if s.size else s
+        static_counts = np.bincount(static_of_col, minlength=int(static_of_col.max(initial=-1)) + 1)
+    else:
+        pix = keep[np.argsort(pos[keep], kind="stable")]
+    bin_of_col = pos[pix]
+    counts = np.bincount(bin_of_col, minlength=len(chosen))
+    col_bounds = (0, *np.cumsum(counts).tolist())
     return _Selection(
         bins=chosen,
         frame_shape=(int(dyn.shape[0]), int(dyn.shape[1])),
@@ -334,38 +354,59 @@ def _diagonal_sums(b: BackendProtocol, t: Array) -> Array:
     return b.sum(b.reshape(flat, (*lead, r, w + r - 1)), axis=-2)
 
 
-def _normalised_tile_sums(b: BackendProtocol, c: Array, w_i: Array, w_j: Array) -> tuple[Array, Array]:
-    """Diagonal sums of the tile ``c`` (B, B) under each pair weight ``w_i[s] w_j[s]`` (0/1),
-    and the diagonal counts of the weights: ``(n_w, 2B - 1)`` float64 each."""
-    ww = w_i[:, :, None] * w_j[:, None, :]
-    vals = b.where(ww > 0, b.astype(c, np.float64)[None], 0.0)
-    return _diagonal_sums(b, vals), _diagonal_sums(b, ww)
+MAX_UNROLLED_GROUPS = 512
+"""Up to this many normalisation groups, their frame sums are contiguous column-range sums
+(one read of the chunk); beyond, one ``bincount`` (keeps the compiled kernel small)."""
 
 
 @functools.lru_cache(maxsize=32)
 def _chunk_kernel(
-    b: BackendProtocol, n_bins: int, n_static: int, aps: bool, dtype: str, jit: bool
+    b: BackendProtocol,
+    group_bounds: tuple[int, ...],
+    bin_of_group: tuple[int, ...],
+    n_bins: int,
+    aps: bool,
+    dtype: str,
+    jit: bool,
 ) -> Callable[..., Any]:
-    """Selected pixels of a chunk, checked and normalised: ``(X, S, total, lowest)``."""
+    """Selected pixels of a chunk, checked, normalised and scaled: ``(Y, S, total, lowest)``.
+
+    ``Y(t, p) = X(t, p) sqrt(P_d) / S_d(t)`` (0 where ``S_d(t) = 0``), so that a tile of C is
+    the bare product ``Y_I Y_J^T``; ``S (n, n_bins)`` float64 frame sums of ``X``."""
     f64 = np.float64
+    n_groups = len(group_bounds) - 1
+    group_sizes = np.diff(np.asarray(group_bounds)).astype(np.float64)
+    group_of_col = np.repeat(np.arange(n_groups, dtype=np.int32), np.diff(np.asarray(group_bounds)))
+    bin_of = np.asarray(bin_of_group, dtype=np.int32)
+    pts = np.bincount(bin_of, weights=group_sizes, minlength=n_bins)
 
-    def per_frame(index: Array, values: Array, n: int, k: int) -> Array:
-        offsets = b.reshape(b.arange(n, dtype=np.int32) * k, (n, 1))
-        return b.reshape(b.bincount(offsets + index[None, :], values, length=n * k), (n, k))
+    def group_sums(raw: Array, n: int) -> Array:
+        if n_groups <= MAX_UNROLLED_GROUPS:
+            exact = raw if raw.dtype.kind in "iub" else b.astype(raw, f64)
+            cols = [b.sum(exact[:, lo:hi], axis=1) for lo, hi in itertools.pairwise(group_bounds)]
+            return b.astype(b.stack(cols, axis=1), f64)
+        offsets = b.reshape(b.arange(n, dtype=np.int32) * n_groups, (n, 1))
+        index = offsets + b.asarray(group_of_col)[None, :]
+        return b.reshape(b.bincount(index, b.astype(raw, f64), length=n * n_groups), (n, n_groups))
 
-    def kernel(
-        chunk: Array, pix: Array, bin_of_col: Array, static_of_col: Array, static_counts: Array
-    ) -> Any:
+    def kernel(chunk: Array, pix: Array) -> Any:
         n = chunk.shape[0]
-        x = b.astype(b.take(b.reshape(chunk, (n, -1)), pix, axis=1), f64)
-        total = b.sum(x)
-        lowest = b.min(x)
+        raw = b.take(b.reshape(chunk, (n, -1)), pix, axis=1)
+        g = group_sums(raw, n)  # (n, n_groups)
+        total = b.sum(g)  # not finite if any selected value is NaN or infinite
+        lowest = b.zeros((), dtype=f64) if raw.dtype.kind in "ub" else b.astype(b.min(raw), f64)
         if aps:
-            mean = per_frame(static_of_col, x, n, n_static) / static_counts[None, :]
+            mean = g / b.asarray(group_sizes)[None, :]
             # A static bin without photons in a frame keeps its zeros (boost_corr divides by 1).
-            x = x / b.take(b.where(mean > 0, mean, 1.0), static_of_col, axis=1)
-        sums = per_frame(bin_of_col, x, n, n_bins)
-        return b.astype(x, dtype), sums, total, lowest
+            factor = 1.0 / b.where(mean > 0, mean, 1.0)
+        else:
+            factor = b.ones_like(g)
+        weighted = g * factor
+        sums = b.stack([b.sum(weighted[:, bin_of == k], axis=1) for k in range(n_bins)], axis=1)
+        scale_bin = b.where(sums > 0, b.sqrt(b.asarray(pts))[None, :] / b.where(sums > 0, sums, 1.0), 0.0)
+        scale = b.astype(factor * b.take(scale_bin, b.asarray(bin_of), axis=1), dtype)
+        y = raw * b.take(scale, b.asarray(group_of_col), axis=1)
+        return b.astype(y, dtype), sums, total, lowest
 
     return b.jit(kernel) if jit else kernel
 
@@ -374,152 +415,180 @@ def _chunk_kernel(
 def _tile_kernel(
     b: BackendProtocol, col_bounds: tuple[int, ...], keep: bool, jit: bool
 ) -> Callable[..., Any]:
-    """One frame tile of every bin: C tile, its diagonal sums and counts per weight row."""
-    n_bins = len(col_bounds) - 1
+    """One frame tile of every bin: ``C = Y_I Y_J^T`` (one GEMM per bin) and its diagonal sums."""
 
-    def kernel(x_i: Array, x_j: Array, inv_i: Array, inv_j: Array, w_i: Array, w_j: Array) -> Any:
-        tiles, sums, counts = [], [], []
-        for k in range(n_bins):
-            lo, hi = col_bounds[k], col_bounds[k + 1]
-            num = b.matmul(x_i[:, lo:hi], b.transpose(x_j[:, lo:hi]))
-            c = num * (float(hi - lo) * inv_i[k][:, None] * inv_j[k][None, :])
-            s, n = _normalised_tile_sums(b, c, w_i[k], w_j[k])
-            sums.append(s)
-            counts.append(n)
-            if keep:
-                tiles.append(c)
-        return (b.stack(tiles) if keep else None), b.stack(sums), b.stack(counts)
+    def kernel(y_i: Array, y_j: Array) -> Any:
+        tiles = [
+            b.matmul(y_i[:, lo:hi], b.transpose(y_j[:, lo:hi])) for lo, hi in itertools.pairwise(col_bounds)
+        ]
+        c = b.stack(tiles)
+        return (c if keep else None), _diagonal_sums(b, c)
 
     return b.jit(kernel) if jit else kernel
 
 
+@functools.lru_cache(maxsize=32)
+def _sums_kernel(b: BackendProtocol, jit: bool) -> Callable[..., Any]:
+    def kernel(c: Array) -> Array:
+        return _diagonal_sums(b, c)
+
+    return b.jit(kernel) if jit else kernel
+
+
+def _block_edges(
+    n_frames: int, seg_len: int, n_segments: int, block_frames: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Frame block boundaries aligned to the segments (each segment, and the frames after
+    the last one, split into near-equal blocks of at most ``block_frames``), and the segment
+    of each block (-1: none). A tile is then inside one segment or outside all of them."""
+    spans = [(s * seg_len, (s + 1) * seg_len, s) for s in range(n_segments)]
+    if n_frames > n_segments * seg_len:
+        spans.append((n_segments * seg_len, n_frames, -1))
+    edges, seg_of = [0], []
+    for lo, hi, s in spans:
+        k = -(-(hi - lo) // block_frames)
+        edges.extend(lo + (hi - lo) * m // k for m in range(1, k + 1))
+        seg_of.extend([s] * k)
+    return tuple(edges), tuple(seg_of)
+
+
+def _pair_counts(defined: np.ndarray[Any, Any], seg_len: int, n_segments: int) -> np.ndarray[Any, Any]:
+    """``(n_bins, n_segments + 1, N)`` number of frame pairs ``(t, t + tau)`` with both frames
+    defined, over the run and within each segment."""
+    n, n_bins = defined.shape
+    out = np.zeros((n_bins, n_segments + 1, n))
+    spans = [(0, n)] + [(s * seg_len, (s + 1) * seg_len) for s in range(n_segments)]
+    for k in range(n_bins):
+        for row, (lo, hi) in enumerate(spans):
+            d = defined[lo:hi, k].astype(np.float64)
+            if d.all():
+                out[k, row, : hi - lo] = np.arange(hi - lo, 0, -1)
+            else:
+                out[k, row, : hi - lo] = np.correlate(d, d, "full")[hi - lo - 1 :]
+    return out
+
+
 class _Accumulator:
-    """Tiles of the upper block triangle as blocks of ``B`` frames arrive."""
+    """Frame blocks as they arrive; the numerator tile by tile (upper block triangle) or, with
+    ``whole``, one product per bin once every frame is in; diagonal sums per tile."""
 
     def __init__(
         self,
         b: BackendProtocol,
         sel: _Selection,
-        block: int,
+        edges: tuple[int, ...],
+        seg_of_block: tuple[int, ...],
         dtype: np.dtype[Any],
-        seg_len: int,
         n_segments: int,
         keep_maps: bool,
-        n_frames: int | None,
         on_tile: TileCallback | None,
+        whole: bool,
         jit: bool,
     ) -> None:
-        self.b, self.sel, self.block, self.dtype = b, sel, block, dtype
-        self.seg_len, self.n_segments = seg_len, n_segments
-        self.keep, self.on_tile = keep_maps, on_tile
-        n_bins = len(sel.bins)
+        self.b, self.sel, self.edges, self.seg_of_block, self.dtype = b, sel, edges, seg_of_block, dtype
+        self.keep, self.on_tile, self.whole = keep_maps, on_tile, whole
+        n_bins, n = len(sel.bins), edges[-1]
         self.kernel = _tile_kernel(cast(Any, b), sel.col_bounds, keep_maps or on_tile is not None, jit)
-        self.blocks: list[tuple[Array, np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        self.sums_kernel = _sums_kernel(cast(Any, b), jit)
+        self.blocks: list[Array] = []
         self.pending: list[Array] = []
-        self.pending_sums: list[np.ndarray[Any, Any]] = []
         self.pending_frames = 0
-        self.n_frames = 0
-        self.sum_acc = np.zeros((n_bins, n_segments + 1, 0))
-        self.count_acc = np.zeros((n_bins, n_segments + 1, 0))
+        self.frame_sums: list[np.ndarray[Any, Any]] = []
+        self.sum_acc = np.zeros((n_bins, n_segments + 1, n))
         self.maps: np.ndarray[Any, Any] | None = None
-        self.tiles: list[tuple[int, int, np.ndarray[Any, Any]]] = []
-        if keep_maps and n_frames is not None:
-            self.maps = np.empty((n_bins, n_frames, n_frames), dtype=dtype)
-        self.zero_frames: list[np.ndarray[Any, Any]] = []
+        if keep_maps and not whole:
+            self.maps = np.empty((n_bins, n, n), dtype=dtype)
+        self.device_maps: Array | None = None
 
-    def add(self, x: Array, sums: np.ndarray[Any, Any]) -> None:
-        self.pending.append(x)
-        self.pending_sums.append(sums)
-        self.pending_frames += int(x.shape[0])
-        self.n_frames += int(x.shape[0])
-        while self.pending_frames >= self.block:
-            self._flush(self.block)
-
-    def finish(self) -> None:
-        if self.pending_frames:
-            self._flush(self.pending_frames)
+    def add(self, y: Array, sums: np.ndarray[Any, Any]) -> None:
+        self.frame_sums.append(sums)
+        self.pending.append(y)
+        self.pending_frames += int(y.shape[0])
+        while len(self.blocks) < len(self.edges) - 1:
+            size = self.edges[len(self.blocks) + 1] - self.edges[len(self.blocks)]
+            if self.pending_frames < size:
+                break
+            self._flush(size)
 
     def _flush(self, take: int) -> None:
         b = self.b
         joined = self.pending[0] if len(self.pending) == 1 else b.concatenate(self.pending, axis=0)
-        joined_sums = np.concatenate(self.pending_sums, axis=0)
-        x, rest = joined[:take], joined[take:]
-        sums, rest_sums = joined_sums[:take], joined_sums[take:]
+        y, rest = joined[:take], joined[take:]
         self.pending = [rest] if rest.shape[0] else []
-        self.pending_sums = [rest_sums] if rest.shape[0] else []
         self.pending_frames -= take
-        start = len(self.blocks) * self.block
-        if take < self.block:  # the last, short block: zero frames of weight 0
-            x = b.concatenate([x, b.zeros((self.block - take, x.shape[1]), dtype=self.dtype)], axis=0)
-            sums = np.concatenate([sums, np.zeros((self.block - take, sums.shape[1]))], axis=0)
-        frames = start + np.arange(self.block)
-        real = frames < start + take
-        defined = real[:, None] & (sums > 0)  # (B, n_bins)
-        self.zero_frames.append(real[:, None] & (sums <= 0))
-        inv = np.where(defined, 1.0 / np.where(sums > 0, sums, 1.0), np.where(real[:, None], np.nan, 0.0))
-        seg = frames // self.seg_len
-        in_seg = real & (seg < self.n_segments)
-        weights = np.zeros((sums.shape[1], self.n_segments + 1, self.block))
-        weights[:, 0, :] = defined.T
-        for s in range(self.n_segments):
-            weights[:, s + 1, :] = (defined & (in_seg & (seg == s))[:, None]).T
-        entry = (xpcs_device.place_on_device(x), inv.T.astype(self.dtype), weights)
-        self.blocks.append(entry)
+        self.blocks.append(y)
+        if self.whole:
+            return
         j = len(self.blocks) - 1
         for i in range(j + 1):
-            self._tile(i, j)
+            tile, sums = self.kernel(self.blocks[i], y)
+            self._add_sums(i, j, sums)
+            if tile is not None:
+                self._take_tile(i, j, np.asarray(b.to_numpy(tile)))
 
-    def _tile(self, i: int, j: int) -> None:
-        b, blk = self.b, self.block
-        x_i, inv_i, w_i = self.blocks[i]
-        x_j, inv_j, w_j = self.blocks[j]
-        place = xpcs_device.place_on_device
-        tile, sums, counts = self.kernel(x_i, x_j, place(inv_i), place(inv_j), place(w_i), place(w_j))
-        sums = np.asarray(b.to_numpy(sums))
-        counts = np.asarray(b.to_numpy(counts))
-        # Index m of the diagonal sums is tau = (j - i) * B + m - (B - 1); the diagonal tile
-        # keeps tau >= 0 only (the lower half is its mirror).
-        first = (j - i) * blk - (blk - 1)
-        if i == j:
-            sums, counts, first = sums[..., blk - 1 :], counts[..., blk - 1 :], 0
-        end = first + sums.shape[-1]
-        if end > self.sum_acc.shape[-1]:
-            grow = end - self.sum_acc.shape[-1]
-            pad = np.zeros((*self.sum_acc.shape[:2], grow))
-            self.sum_acc = np.concatenate([self.sum_acc, pad], axis=-1)
-            self.count_acc = np.concatenate([self.count_acc, pad], axis=-1)
-        self.sum_acc[..., first:end] += sums
-        self.count_acc[..., first:end] += counts
-        if tile is None:
-            return
-        tile_np = np.asarray(b.to_numpy(tile))
+    def _add_sums(self, i: int, j: int, sums: Array) -> None:
+        """Diagonal sums of tile (i, j) into the run and, inside a segment, that segment."""
+        s = np.asarray(self.b.to_numpy(sums), dtype=np.float64)
+        r0, r1, c0 = self.edges[i], self.edges[i + 1], self.edges[j]
+        first = c0 - r0 - (r1 - r0 - 1)  # tau of index 0
+        if i == j:  # the lower half of a diagonal tile mirrors the upper
+            s, first = s[..., r1 - r0 - 1 :], 0
+        end = first + s.shape[-1]
+        self.sum_acc[:, 0, first:end] += s
+        seg = self.seg_of_block[i]
+        if seg >= 0 and seg == self.seg_of_block[j]:
+            self.sum_acc[:, seg + 1, first:end] += s
+
+    def _take_tile(self, i: int, j: int, tile: np.ndarray[Any, Any]) -> None:
+        r0, r1, c0, c1 = self.edges[i], self.edges[i + 1], self.edges[j], self.edges[j + 1]
         if self.on_tile is not None:
-            for k in range(tile_np.shape[0]):
-                self.on_tile(k, i * blk, j * blk, tile_np[k])
-        if self.keep:
-            if self.maps is not None:
-                self._store(self.maps, i, j, tile_np)
-            else:
-                self.tiles.append((i, j, tile_np))
+            for k in range(tile.shape[0]):
+                self.on_tile(k, r0, c0, tile[k])
+        if self.maps is not None:
+            self.maps[:, r0:r1, c0:c1] = tile
+            if i != j:
+                self.maps[:, c0:c1, r0:r1] = np.swapaxes(tile, 1, 2)
 
-    def _store(self, maps: np.ndarray[Any, Any], i: int, j: int, tile: np.ndarray[Any, Any]) -> None:
-        n, blk = maps.shape[1], self.block
-        r0, c0 = i * blk, j * blk
-        r1, c1 = min(n, r0 + blk), min(n, c0 + blk)
-        part = tile[:, : r1 - r0, : c1 - c0]
-        maps[:, r0:r1, c0:c1] = part
-        if i != j:
-            maps[:, c0:c1, r0:r1] = np.swapaxes(part, 1, 2)
+    def finish(self) -> None:
+        if self.pending_frames:
+            raise AssertionError(f"{self.pending_frames} frames beyond the planned blocks")  # unreachable
+        if not self.whole:
+            return
+        b = self.b
+        y = self.blocks[0] if len(self.blocks) == 1 else b.concatenate(self.blocks, axis=0)
+        self.blocks.clear()
+        bounds = self.sel.col_bounds
+        # One product per bin: NumPy's matmul runs Y Y^T as a BLAS SYRK (half the multiply-adds).
+        maps = b.stack(
+            [b.matmul(y[:, lo:hi], b.transpose(y[:, lo:hi])) for lo, hi in itertools.pairwise(bounds)]
+        )
+        del y
+        for j in range(len(self.edges) - 1):
+            for i in range(j + 1):
+                r0, r1, c0, c1 = self.edges[i], self.edges[i + 1], self.edges[j], self.edges[j + 1]
+                self._add_sums(i, j, self.sums_kernel(maps[:, r0:r1, c0:c1]))
+        self.device_maps = maps
 
-    def assemble(self) -> np.ndarray[Any, Any] | None:
+    def defined(self) -> np.ndarray[Any, Any]:
+        """``(N, n_bins)``: frames with intensity in the bin."""
+        return np.concatenate(self.frame_sums, axis=0) > 0
+
+    def assemble(self, defined: np.ndarray[Any, Any]) -> Array | None:
+        """The maps, with NaN in the rows and columns of frames without intensity."""
+        b = self.b
         if not self.keep:
             return None
-        if self.maps is None:
-            self.maps = np.empty((len(self.sel.bins), self.n_frames, self.n_frames), dtype=self.dtype)
-            for i, j, tile in self.tiles:
-                self._store(self.maps, i, j, tile)
-            self.tiles.clear()
-        return self.maps
+        undefined = ~defined.T  # (n_bins, N)
+        if self.maps is not None:
+            for k in np.flatnonzero(undefined.any(axis=1)):
+                self.maps[k, undefined[k], :] = np.nan
+                self.maps[k, :, undefined[k]] = np.nan
+            return b.asarray(self.maps)
+        maps = self.device_maps
+        if undefined.any():
+            bad = undefined[:, :, None] | undefined[:, None, :]
+            maps = b.where(b.asarray(bad), np.nan, maps)
+        return maps
 
 
 def _warn_zero_frames(zero: np.ndarray[Any, Any], bins: tuple[int, ...], offset: int) -> None:
@@ -566,15 +635,18 @@ def _segment_length(n_frames: int, n_segments: int) -> int:
 def _normalised_chunks(
     b: BackendProtocol, sel: _Selection, chunks: Iterable[Any], aps: bool, dt: np.dtype[Any], jit: bool
 ) -> Iterator[tuple[Array, np.ndarray[Any, Any]]]:
-    """Each chunk checked and normalised: ``(X (n, P) in dt, S (n, n_bins) float64)``."""
-    n_static = 0 if sel.static_counts is None else int(sel.static_counts.shape[0])
-    kernel = _chunk_kernel(cast(Any, b), len(sel.bins), n_static, aps, dt.name, jit)
-    place = xpcs_device.place_on_device
-    pix, bin_of_col = place(sel.pix), place(sel.bin_of_col)
-    static_of_col = place(sel.static_of_col if sel.static_of_col is not None else np.zeros(1, np.int32))
-    static_counts = place(
-        sel.static_counts.astype(np.float64) if sel.static_counts is not None else np.ones(1)
+    """Each chunk checked, normalised and scaled: ``(Y (n, P) in dt, S (n, n_bins) float64)``."""
+    kernel = _chunk_kernel(
+        cast(Any, b),
+        sel.group_bounds,
+        tuple(int(k) for k in sel.bin_of_group),
+        len(sel.bins),
+        aps,
+        dt.name,
+        jit,
     )
+    place = xpcs_device.place_on_device
+    pix = place(sel.pix)
     offset = 0
     for chunk in chunks:
         if tuple(chunk.shape[1:]) != sel.frame_shape:
@@ -583,7 +655,7 @@ def _normalised_chunks(
                 f"label maps' shape {sel.frame_shape}; the partition must be made for this detector"
             )
         _check_dtype(chunk.dtype, f"the chunk at frame {offset}")
-        x, sums, total, lowest = kernel(place(chunk), pix, bin_of_col, static_of_col, static_counts)
+        x, sums, total, lowest = kernel(place(chunk), pix)
         if not math.isfinite(float(b.to_numpy(total))) or float(b.to_numpy(lowest)) < 0:
             selected = np.asarray(chunk).reshape(chunk.shape[0], -1)[:, sel.pix]
             error = _frame_value_error(selected, offset, False)
@@ -591,6 +663,15 @@ def _normalised_chunks(
                 raise FrameValueError(str(error) + " (on the pixels of the selected bins)")
         offset += int(chunk.shape[0])
         yield x, np.asarray(b.to_numpy(sums), dtype=np.float64)
+
+
+def _whole_fits(
+    n: int, n_pixels: int, n_bins: int, dt: np.dtype[Any], block: int, n_segments: int, budget: int | None
+) -> bool:
+    """``product="whole"`` holds the per-bin products and the stacked maps at once: twice the maps."""
+    need = twotime_memory_bytes(n, n_pixels, n_bins, dt, block_frames=block, n_segments=n_segments)
+    room = budget if budget is not None else available_memory_bytes() // 2
+    return need + n_bins * n * n * dt.itemsize <= room
 
 
 # ------------------------------------------------------------------------- public API
@@ -612,6 +693,7 @@ def twotime(
     keep_maps: bool = True,
     on_tile: TileCallback | None = None,
     memory_budget: int | None = None,
+    product: Literal["auto", "tiles", "whole"] = "auto",
     jit: bool = True,
 ) -> TwoTime:
     """Two-time correlation of frames ``[start, stop)`` of ``source`` for the selected
@@ -625,10 +707,15 @@ def twotime(
     one). ``dtype``: float32 (default, as boost_corr) or float64 for the maps and the
     products; frame sums and g2 are float64. ``delays``: ``"all"`` (0 .. N-1),
     ``"multitau"`` (:func:`multitau_delays`) or explicit frame delays. ``block_frames``:
-    frame tile size (balanced to the frame count when known). ``keep_maps=False`` keeps
+    largest frame block (blocks are aligned to the segments). ``keep_maps=False`` keeps
     no map (``c2`` is None); ``on_tile(bin_position, row_start, col_start, tile)`` then
-    (or also) receives each upper tile as a NumPy array (the last tiles are padded).
-    ``memory_budget``: bytes (default half of ``MemAvailable``).
+    (or also) receives each upper tile as a NumPy array (tiles of the block sizes, not padded).
+    ``memory_budget``: bytes (default half of ``MemAvailable``). ``product``: ``"tiles"``
+    computes the numerator tile by tile as frames arrive (one GEMM per bin and tile, upper
+    block triangle); ``"whole"`` one ``Y Y^T`` per bin once all frames are in (NumPy runs it
+    as a BLAS SYRK; peak memory twice the maps); ``"auto"``: ``"whole"`` on NumPy when the
+    maps are kept, no ``on_tile`` is given, the frame count is known and twice the maps fit
+    the budget, else ``"tiles"``. Results agree to rounding.
     """
     dt = _check_dtype_arg(dtype)
     n_segments = _positive_int(n_segments, "n_segments")
@@ -642,59 +729,67 @@ def twotime(
             "the partition must be made for this detector"
         )
     n_bins = len(sel.bins)
-    if known is not None:
-        seg_len = _segment_length(known, n_segments)
-        block = math.ceil(known / math.ceil(known / block_frames))
-        needed = twotime_memory_bytes(
-            known, sel.n_pixels, n_bins, dt, keep_maps=keep_maps, block_frames=block, n_segments=n_segments
-        )
-        _check_budget(needed, memory_budget, f"{n_bins} bins, {known} frames, {sel.n_pixels} pixels, {dt}")
-    else:
-        seg_len, block = 0, block_frames
-
+    if product not in ("auto", "tiles", "whole"):
+        raise ValueError(f'product must be "auto", "tiles" or "whole", got {product!r}')
     b = xpcs_device.get_backend()
+    whole = product == "whole" or (
+        product == "auto"
+        and b.name == "numpy"
+        and keep_maps
+        and on_tile is None
+        and known is not None
+        and _whole_fits(known, sel.n_pixels, n_bins, dt, block_frames, n_segments, memory_budget)
+    )
+    if whole and not keep_maps:
+        raise ValueError('product="whole" computes the maps; it needs keep_maps=True (or use "tiles")')
+
+    def budget(n: int, what: str) -> None:
+        needed = twotime_memory_bytes(
+            n, sel.n_pixels, n_bins, dt, keep_maps=keep_maps, block_frames=block_frames, n_segments=n_segments
+        )
+        _check_budget(needed, memory_budget, what)
+
+    if known is not None:
+        budget(known, f"{n_bins} bins, {known} frames, {sel.n_pixels} pixels, {dt}")
+
     chunks = iter_frame_chunks(source, chunk_frames, start=start, stop=stop)
-    # Segment bounds need N: for an iterator of unknown length the frames are first collected
-    # (selected pixels only), then tiled.
+    # Segment-aligned blocks need N: for an iterator of unknown length the frames are first
+    # collected (selected pixels only), then tiled.
     acc: _Accumulator | None = None
     collected: list[tuple[Array, np.ndarray[Any, Any]]] = []
     offset = 0
+
+    def accumulator(n: int) -> _Accumulator:
+        seg_len = _segment_length(n, n_segments)
+        edges, seg_of = _block_edges(n, seg_len, n_segments, block_frames)
+        return _Accumulator(b, sel, edges, seg_of, dt, n_segments, keep_maps, on_tile, whole, jit)
+
     for x, sums_np in _normalised_chunks(b, sel, chunks, normalization == "aps", dt, jit):
         offset += int(x.shape[0])
         if known is not None:
             if acc is None:
-                acc = _Accumulator(b, sel, block, dt, seg_len, n_segments, keep_maps, known, on_tile, jit)
+                acc = accumulator(known)
             acc.add(x, sums_np)
         else:
             collected.append((x, sums_np))
-            needed = twotime_memory_bytes(
-                offset,
-                sel.n_pixels,
-                n_bins,
-                dt,
-                keep_maps=keep_maps,
-                block_frames=block,
-                n_segments=n_segments,
-            )
-            _check_budget(needed, memory_budget, f"{n_bins} bins, {offset}+ frames, {sel.n_pixels} pixels")
+            budget(offset, f"{n_bins} bins, {offset}+ frames, {sel.n_pixels} pixels")
     n_frames = offset
+    seg_len = _segment_length(n_frames, n_segments)
     if known is None:
-        seg_len = _segment_length(n_frames, n_segments)
-        block = math.ceil(n_frames / math.ceil(n_frames / block_frames))
-        acc = _Accumulator(b, sel, block, dt, seg_len, n_segments, keep_maps, n_frames, on_tile, jit)
+        acc = accumulator(n_frames)
         for x, sums_np in collected:
             acc.add(x, sums_np)
         collected.clear()
     if acc is None:  # no frame at all
-        _segment_length(n_frames, n_segments)
-        raise AssertionError("unreachable")  # the line above raises
+        raise AssertionError("unreachable")  # _segment_length above raises
     acc.finish()
-    _warn_zero_frames(np.concatenate(acc.zero_frames, axis=0), sel.bins, start)
+    defined = acc.defined()
+    _warn_zero_frames(~defined, sel.bins, start)
     full, seg_delays = _delay_plan(delays, n_frames, seg_len, lags_per_level)
-    g2, g2_seg = _finish_g2(b, acc.sum_acc, acc.count_acc, full, seg_delays)
-    maps = acc.assemble()
+    g2, g2_seg = _finish_g2(b, acc.sum_acc, _pair_counts(defined, seg_len, n_segments), full, seg_delays)
+    maps = acc.assemble(defined)
     return TwoTime(
-        c2=None if maps is None else b.asarray(maps),
+        c2=maps,
         g2=g2,
         g2_segments=g2_seg,
         delays=b.asarray(full),
