@@ -57,7 +57,7 @@ def median_time(fn: Callable[[], Any], repeats: int) -> float:
 
 def boost_runner(frames: np.ndarray[Any, Any], dyn: np.ndarray[Any, Any], sta: np.ndarray[Any, Any]) -> Any:
     import torch
-    from boost_corr import TwotimeCorrelator  # type: ignore[import-untyped]
+    from boost_corr import TwotimeCorrelator
 
     n, h, w = frames.shape
     dflat, sflat = dyn.ravel(), sta.ravel()
