@@ -332,7 +332,7 @@ def _viewer_python() -> str:
         return sys.executable
     python = os.environ.get("XPCS_VIEWER_PYTHON")
     if not python and os.environ.get("XPCS_REQUIRE_ORACLES") == "1":
-        pytest.fail("XPCS_REQUIRE_ORACLES=1 but no APS viewer: set XPCS_VIEWER_PYTHON (hatch run oracles:test does)")
+        pytest.fail("XPCS_REQUIRE_ORACLES=1 but no APS viewer: set XPCS_VIEWER_PYTHON (as oracles:test does)")
     if not python:
         pytest.skip("the APS viewer is not installed: set XPCS_VIEWER_PYTHON to a Python with xpcs-viewer")
     return python
