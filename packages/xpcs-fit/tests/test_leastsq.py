@@ -13,6 +13,7 @@ import pytest
 
 from xpcs_device import available_backends, reset_backend, use_backend
 from xpcs_fit._solver import solver
+from xpcs_fit.guess import estimate_params
 from xpcs_fit.leastsq import G2Fit, fit_g2
 from xpcs_fit.models import DEFAULT_BOUNDS, PARAM_NAMES
 
@@ -212,16 +213,18 @@ def test_solver_under_jax_jit() -> None:
 
     _, g2, err = simulate("stretched", 4, seed=8)
     lo, hi = (np.asarray(v) for v in bounds_arrays("stretched"))
-    args = (DELAY, g2.T, 1 / err.T, np.full((4, 4), np.nan), lo, hi, np.zeros(4, dtype=bool))
     with use_backend("numpy") as nb:
-        ref = solver(cast(Any, nb), "stretched", (True,) * 4, 200, 1e-14, 1e-12, False)(*args)
+        p0 = np.asarray(estimate_params(nb, "stretched", DELAY, g2.T, lo, hi))
+        args = (DELAY, g2.T, 1 / err.T, p0, lo, hi, np.zeros(4, dtype=bool))
+        ref = solver(cast(Any, nb), "stretched", (True,) * 4, 200, 1e-14, 1e-12)(*args)
     with use_backend("jax") as jb:
-        kernel = solver(cast(Any, jb), "stretched", (True,) * 4, 200, 1e-14, 1e-12, False)
+        iterate = solver(cast(Any, jb), "stretched", (True,) * 4, 200, 1e-14, 1e-12)
         # Traced arguments throughout (no Python branching on data), and a second outer jit.
-        out = jax.jit(kernel)(*args)
+        out = jax.jit(iterate)(*args)
+    assert np.asarray(ref[3]).all()  # converged
+    np.testing.assert_array_equal(np.asarray(out[3]), ref[3])
     for mine, theirs in zip(out[:3], ref[:3], strict=True):
         np.testing.assert_allclose(np.asarray(mine), theirs, rtol=1e-6)
-    np.testing.assert_array_equal(np.asarray(out[3]), ref[3])
 
 
 # ------------------------------------------------------------------ failure flags

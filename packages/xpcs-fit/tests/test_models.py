@@ -18,6 +18,7 @@ from xpcs_fit.models import (
     double_exp_func,
     g2_jacobian,
     g2_model,
+    g2_value_and_jacobian,
     power_law,
     single_exp_func,
     stretched_exp_func,
@@ -118,6 +119,18 @@ def test_jacobian_matches_finite_differences(backend: Any, model: str) -> None:
             - np.asarray(g2_model(backend, model, DELAY, down))
         ) / (2 * h)
         np.testing.assert_allclose(jac[:, k], fd, rtol=1e-6, atol=1e-8 * np.max(np.abs(fd)))
+
+
+@pytest.mark.parametrize("model", list(PARAM_NAMES))
+def test_value_and_jacobian_in_both_layouts(backend: Any, model: str) -> None:
+    """The fits' combined evaluation (powers as exp-log) gives g2_model's values (power), and the
+    same Jacobian with the parameter axis last or before the delays (the Jacobian itself is
+    checked against finite differences and autodiff below)."""
+    params = np.stack([PARAMS[model], PARAMS[model] * 1.01])
+    value, jac = (np.asarray(v) for v in g2_value_and_jacobian(backend, model, DELAY, params))
+    _, jac_t = g2_value_and_jacobian(backend, model, DELAY, params, params_last=False)
+    np.testing.assert_allclose(value, np.asarray(g2_model(backend, model, DELAY, params)), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(jac_t), np.swapaxes(jac, -1, -2))
 
 
 @pytest.mark.jax

@@ -11,7 +11,8 @@
 
 Every guess is clipped into the bounds (a non-finite guess becomes the middle of the
 bounds, or the finite one of them), so that it is a valid starting point.
-Backend operations only (runs inside the compiled fit on JAX).
+Backend operations only; :func:`xpcs_fit.leastsq.fit_g2` runs it on the host in NumPy,
+before the compiled iterations, whatever the active backend.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ __all__ = [
     "double_exp_func",
     "g2_jacobian",
     "g2_model",
+    "g2_value_and_jacobian",
     "power_law",
     "single_exp_func",
     "stretched_exp_func",
@@ -112,42 +113,68 @@ def g2_jacobian(b: BackendProtocol, model: str, delay: ArrayLike, params: ArrayL
     """Analytic derivatives of :func:`g2_model` with respect to each parameter:
     ``(..., n_delay, n_params)`` for ``params`` ``(..., n_params)`` and ``delay`` ``(n_delay,)``
     (positive delays). Works on backends without autodiff (NumPy)."""
+    return g2_value_and_jacobian(b, model, delay, params)[1]
+
+
+def g2_value_and_jacobian(
+    b: BackendProtocol, model: str, delay: ArrayLike, params: ArrayLike, *, params_last: bool = True
+) -> tuple[Array, Array]:
+    """``(g2_model(...), g2_jacobian(...))`` computed together (what the fits use); with
+    ``params_last=False`` the Jacobian is ``(..., n_params, n_delay)``.
+
+    Powers are written ``exp(beta * log(delay / tau))``, sharing the logarithm with the
+    derivative in ``beta``: equal to :func:`g2_model` to rounding, and on XLA CPU less than
+    half the time of ``power``.
+    """
     names = PARAM_NAMES[check_model(model)]
     p = b.asarray(params)
     t = b.asarray(delay)
+    if p.shape[-1] != len(names):
+        raise ValueError(
+            f"params of the {model!r} model need a last axis of {len(names)} ({', '.join(names)}), "
+            f"got shape {tuple(p.shape)}"
+        )
     cols = [p[..., k, None] for k in range(len(names))]
     log_t = b.log(t)
     one = b.ones_like(t * cols[0])
     if model == "single":
-        a, tau, _ = cols
+        a, tau, d = cols
         e = b.exp(-2.0 * t / tau)
+        value = d + a * e
         parts = [e, a * e * 2.0 * t / (tau * tau), one]
     elif model == "stretched":
-        a, tau, c, _ = cols
-        x = b.power(t / tau, c)
+        a, tau, c, d = cols
+        log_x = log_t - b.log(tau)
+        x = b.exp(c * log_x)
         e = b.exp(-2.0 * x)
+        value = d + a * e
         ae2x = 2.0 * a * e * x
-        parts = [e, ae2x * c / tau, -ae2x * (log_t - b.log(tau)), one]
+        parts = [e, ae2x * (c / tau), -ae2x * log_x, one]
     else:
-        a, tau1, c1, tau2, c2, f, _ = cols
-        x1 = b.power(t / tau1, c1)
-        x2 = b.power(t / tau2, c2)
-        e1 = b.exp(-x1)
-        e2 = b.exp(-x2)
-        s = f * e1 + (1.0 - f) * e2
+        a, tau1, c1, tau2, c2, f, d = cols
+        # Both components at once, stacked on a new axis: half the expressions to compile.
+        tau = b.stack([tau1, tau2], axis=-2)
+        c = b.stack([c1, c2], axis=-2)
+        log_x = log_t - b.log(tau)
+        x = b.exp(c * log_x)
+        e = b.exp(-x)
+        fe = b.stack([f, 1.0 - f], axis=-2) * e
+        s = fe[..., 0, :] + fe[..., 1, :]
+        value = d + a * s * s
         ds = 2.0 * a * s  # d g2 / d s
-        w1 = ds * f * e1 * x1
-        w2 = ds * (1.0 - f) * e2 * x2
+        w = ds[..., None, :] * fe * x
+        d_tau = w * (c / tau)
+        d_beta = -w * log_x
         parts = [
             s * s,
-            w1 * c1 / tau1,
-            -w1 * (log_t - b.log(tau1)),
-            w2 * c2 / tau2,
-            -w2 * (log_t - b.log(tau2)),
-            ds * (e1 - e2),
+            d_tau[..., 0, :],
+            d_beta[..., 0, :],
+            d_tau[..., 1, :],
+            d_beta[..., 1, :],
+            ds * (e[..., 0, :] - e[..., 1, :]),
             one,
         ]
-    return b.stack([b.broadcast_to(x, one.shape) for x in parts], axis=-1)
+    return value, b.stack([b.broadcast_to(x, one.shape) for x in parts], axis=-1 if params_last else -2)
 
 
 # ------------------------------------------------------------- the design's functions

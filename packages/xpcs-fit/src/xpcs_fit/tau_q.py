@@ -22,7 +22,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
-from xpcs_fit._solver import OK, STATUS_MESSAGES, solver
+from xpcs_fit._solver import OK, STATUS_MESSAGES, run_fit
 
 __all__ = ["TauQFit", "fit_tau_q"]
 
@@ -94,14 +94,20 @@ def fit_tau_q(q: Any, tau: Any, tau_err: Any = None, *, absolute_sigma: bool = F
     start_d = np.array([[np.sum(wl * y * x**2) / np.sum(wl), 2.0]])  # tau0 = tau q² averaged
 
     b = xpcs_device.get_backend()
-    put = xpcs_device.place_on_device
     lo, hi = np.array([0.0, -np.inf]), np.array([np.inf, np.inf])
-    args = (put(x), put(y[None]), put(1.0 / e[None]))
     results: list[tuple[Any, Any, float, str | None]] = []
     for free, start in (((True, True), start_pl), ((True, False), start_d)):
-        kernel = solver(cast(Any, b), "power_law", free, 200, 1e-14, 1e-12, bool(absolute_sigma))
-        out = kernel(*args, put(start), put(lo), put(hi), put(np.zeros(1, dtype=bool)))
-        p, err, chi2, status, _ = (np.asarray(b.to_numpy(v)) for v in out)
+        arrays = (x, y[None], 1.0 / e[None], start, lo, hi, np.zeros(1, dtype=bool))
+        p, err, chi2, status, _ = run_fit(
+            cast(Any, b),
+            "power_law",
+            free,
+            arrays,
+            max_iter=200,
+            ftol=1e-14,
+            xtol=1e-12,
+            absolute_sigma=bool(absolute_sigma),
+        )
         code = int(status[0])
         if code != OK:
             results.append((np.full(2, np.nan), np.full(2, np.nan), np.nan, STATUS_MESSAGES[code]))
