@@ -88,6 +88,7 @@ def g2_model(b: BackendProtocol, model: str, delay: ArrayLike, params: ArrayLike
     (last axis in :data:`PARAM_NAMES` order); returns ``(..., n_delay)``.
 
     Uses only operations of the backend ``b``, so traced JAX values work (jit, vmap, grad).
+    Delays must be positive (the fits check this).
     """
     names = PARAM_NAMES[check_model(model)]
     p = b.asarray(params)
@@ -101,11 +102,14 @@ def g2_model(b: BackendProtocol, model: str, delay: ArrayLike, params: ArrayLike
     if model == "single":
         a, tau, d = cols
         return d + a * b.exp(-2.0 * t / tau)
+    # (t/tau)**c as exp(c·log(t/tau)): the same for positive delays, and on XLA CPU about 5x
+    # cheaper with its gradient than ``power`` (what NUTS evaluates at every leapfrog step).
+    log_t = b.log(t)
     if model == "stretched":
         a, tau, c, d = cols
-        return d + a * b.exp(-2.0 * b.power(t / tau, c))
+        return d + a * b.exp(-2.0 * b.exp(c * (log_t - b.log(tau))))
     a, tau1, c1, tau2, c2, f, d = cols
-    s = f * b.exp(-b.power(t / tau1, c1)) + (1.0 - f) * b.exp(-b.power(t / tau2, c2))
+    s = f * b.exp(-b.exp(c1 * (log_t - b.log(tau1)))) + (1.0 - f) * b.exp(-b.exp(c2 * (log_t - b.log(tau2))))
     return d + a * s * s
 
 
