@@ -1,4 +1,4 @@
-"""Numerical kernels of xpcs: Q-maps, partitions and reductions (correlators follow), pure
+"""Numerical kernels of xpcs: Q-maps, partitions, reductions, multi-tau and two-time correlation, pure
 functions of arrays on the active backend (``xpcs_device.get_backend()``), with inputs
 placed on the selected device."""
 
@@ -21,6 +21,16 @@ from xpcs_kernels.geometry import (
     energy_kev_from_wavelength_m,
     wavelength_m_from_energy_kev,
 )
+from xpcs_kernels.multitau import (
+    MultitauResult,
+    MultitauState,
+    delay_list,
+    finalize_multitau,
+    init_multitau,
+    multitau,
+    update_multitau,
+)
+from xpcs_kernels.multitau_sparse import multitau_events
 from xpcs_kernels.partitions import (
     Partition,
     PartitionSpec,
@@ -114,6 +124,15 @@ __all__ = [
     "reduce_frames",
     "segment_bounds",
     "update_reductions",
+    # multi-tau
+    "MultitauResult",
+    "MultitauState",
+    "delay_list",
+    "finalize_multitau",
+    "init_multitau",
+    "multitau",
+    "multitau_events",
+    "update_multitau",
     # two-time
     "TwoTime",
     "TwoTimeMemoryError",

@@ -1,0 +1,377 @@
+"""The multi-tau level structure: per-pixel lag sums of a stream of frames.
+
+Level 0 holds the (effective) frames; level ``l + 1`` holds the sums of consecutive pairs
+of level-``l`` frames (an odd last frame is not passed up), so a level-``l`` frame is the
+sum of ``2**l`` frames. Level 0 correlates lags ``1 .. 2 * dpl``, every higher level the
+relative lags ``dpl + 1 .. 2 * dpl`` (``dpl``: lags per level), which is the APS delay list.
+
+For every level and relative lag ``tau`` the stream keeps, per pixel, the exact sums from
+which G2, IP and IF follow at the end (:class:`LevelSums`): the lag-product sum
+``sum_t x[t] * x[t + tau]``, the total ``sum_t x[t]``, and the sums of the first and of
+the last ``tau`` frames. Sums are float64 (integers exact to 2**53).
+
+Speed: each call of the compiled kernel correlates a group of frames of one level with a
+loop over blocks of 8 frames whose body is one element-wise expression over the pixels
+(all lag products of the block added in registers). XLA's CPU reductions over the frame
+axis are 20-50x slower than this formulation, so there is no reduction over frames at
+all. Integer counts are multiplied and summed in int32 whenever a static bound on the
+counts proves that the group's sums stay below 2**31 (exact), float64 otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import numpy as np
+
+import xpcs_device
+from xpcs_protocol import Array, BackendProtocol
+
+__all__ = ["LevelSums", "level_lags"]
+
+_INT32_LIMIT = 2**31
+_BLOCK = 8  # frames per loop iteration of the kernel
+
+
+def level_lags(n_frames: int | None, lags_per_level: int) -> tuple[tuple[int, ...], ...]:
+    """Relative lags of each level (level ``l`` lag ``tau`` is ``tau * 2**l`` frames) for a
+    run of ``n_frames`` frames: a lag is kept while it is shorter than the level's number
+    of frames ``n_frames // 2**l`` (boost_corr ``gen_tau_bin``, which also stops there).
+    ``n_frames=None``: the lags of every level that could ever be needed (60 levels)."""
+    dpl = lags_per_level
+    out: list[tuple[int, ...]] = []
+    for level in range(61):
+        lags = range(1, 2 * dpl + 1) if level == 0 else range(dpl + 1, 2 * dpl + 1)
+        if n_frames is None:
+            out.append(tuple(lags))
+            continue
+        kept = tuple(t for t in lags if t < n_frames >> level)
+        if not kept:
+            break
+        out.append(kept)
+        if len(kept) < len(lags):
+            break
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class LevelSums:
+    """Per-pixel sums of one level (arrays of the active backend, float64)."""
+
+    level: int
+    lags: tuple[int, ...]
+    """Relative lags (frames of this level)."""
+    n_frames: int
+    """Frames of this level."""
+    products: Array
+    """``(n_lags, P)`` ``sum_t x[t] * x[t + tau]``."""
+    total: Array
+    """``(P,)`` sum of all frames of the level."""
+    head: Array
+    """``(n_lags, P)`` sum of the first ``tau`` frames."""
+    tail: Array
+    """``(n_lags, P)`` sum of the last ``tau`` frames."""
+
+
+# ----------------------------------------------------------------------- dtype rules
+def store_dtype(level: int, bound: int | None, raw_dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype of the frames held at ``level``: the input's at level 0; above, the
+    narrowest of uint8, uint16, int32 that holds ``bound * 2**level`` (the largest possible
+    sum of ``2**level`` frames), float64 otherwise (float input, or counts too large)."""
+    if level == 0:
+        return raw_dtype
+    if bound is None:
+        return np.dtype(np.float64)
+    peak = bound * 2**level
+    # the narrowest type that holds every sum: the kernel's loop reads these frames once
+    # per lag block, so bytes per pixel decide its speed
+    for dtype in (np.uint8, np.uint16, np.int32):
+        if peak <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.float64)
+
+
+def compute_dtype(level: int, n: int, window: int, bound: int | None) -> np.dtype[Any]:
+    """int32 when ``n`` frames of ``level`` with counts at most ``bound`` cannot overflow
+    int32 in the group's lag-product sums, frame sums or pair sums; float64 otherwise."""
+    if bound is None:
+        return np.dtype(np.float64)
+    peak = bound * 2**level
+    if n * peak * peak < _INT32_LIMIT and (n + window) * peak < _INT32_LIMIT:
+        return np.dtype(np.int32)
+    return np.dtype(np.float64)
+
+
+# ---------------------------------------------------------------------------- kernel
+@functools.lru_cache(maxsize=256)
+def _kernel(
+    b: BackendProtocol,
+    n: int,
+    window: int,
+    lags: tuple[int, ...],
+    compute: str,
+    pair_dtype: str | None,
+    jit: bool,
+) -> Callable[..., Any]:
+    """Correlates ``n`` new frames of a level given its last ``window`` frames (compiled
+    once per configuration and shape)."""
+    block = min(_BLOCK, n)
+    n_blocks = n // block
+    f64 = np.float64
+
+    def kernel(hist: Array, x: Array, products: Array, total: Array) -> tuple[Any, ...]:
+        y = b.concatenate([hist, b.astype(x, hist.dtype)])  # (window + n, P), oldest first
+        offsets = b.arange(block + window, dtype=np.int32)
+
+        def body(i: Any, carry: tuple[Array, Array]) -> tuple[Array, Array]:
+            acc, acc_total = carry
+            win = b.astype(b.take(y, i * block + offsets, axis=0, fill_value=0), compute)
+            rows = [win[j] for j in range(block + window)]
+            # Rows window .. window + block - 1 are the block's frames; row r - tau is
+            # the frame tau earlier. Summed as one expression: fused, no frame reduction.
+            outs = []
+            for tau in lags:
+                term = rows[window - tau] * rows[window]
+                for j in range(1, block):
+                    term = term + rows[window + j - tau] * rows[window + j]
+                outs.append(term)
+            frame_sum = rows[window]
+            for j in range(1, block):
+                frame_sum = frame_sum + rows[window + j]
+            return acc + b.stack(outs), acc_total + frame_sum
+
+        p = x.shape[1]
+        init = (b.zeros((len(lags), p), dtype=compute), b.zeros((p,), dtype=compute))
+        acc, acc_total = b.fori_loop(0, n_blocks, body, init)
+        products = products + b.astype(acc, f64)
+        total = total + b.astype(acc_total, f64)
+        new_hist = y[n:]
+        pairs = None
+        if pair_dtype is not None:
+            pairs = b.astype(x[0 : n - 1 : 2], pair_dtype) + b.astype(x[1:n:2], pair_dtype)
+        return products, total, new_hist, pairs
+
+    return b.jit(kernel) if jit else kernel
+
+
+# ----------------------------------------------------------------------------- state
+@dataclass(frozen=True, eq=False)
+class Level:
+    """One level of a running correlator (immutable; arrays of the active backend)."""
+
+    index: int
+    lags: tuple[int, ...]
+    hist: Array
+    """``(window, P)`` the last ``window`` frames (zeros before the first), store dtype."""
+    head: Array
+    """``(window, P)`` the first ``window`` frames (zeros after the last)."""
+    products: Array
+    total: Array
+    pending: tuple[Array, ...]
+    n_pending: int
+    n_frames: int
+    """Frames correlated so far."""
+
+
+@dataclass(frozen=True, eq=False)
+class Core:
+    """The levels of one correlator over P pixels (immutable)."""
+
+    n_pixels: int
+    window: int
+    lags_per_level: int
+    group: int
+    """Frames per kernel call at level 0 (a power of two >= 8); level l uses
+    ``max(group >> l, 8)``."""
+    raw_dtype: np.dtype[Any]
+    bound: int | None
+    """A static upper bound of the counts of every input frame (None: float input)."""
+    max_levels: int
+    levels: tuple[Level, ...]
+    n_frames: int
+
+
+def new_core(
+    n_pixels: int,
+    lags_per_level: int,
+    group: int,
+    raw_dtype: np.dtype[Any],
+    bound: int | None,
+    max_levels: int,
+) -> Core:
+    return Core(
+        n_pixels=n_pixels,
+        window=2 * lags_per_level,
+        lags_per_level=lags_per_level,
+        group=group,
+        raw_dtype=np.dtype(raw_dtype),
+        bound=bound,
+        max_levels=max_levels,
+        levels=(),
+        n_frames=0,
+    )
+
+
+def _new_level(core: Core, index: int) -> Level:
+    dpl = core.lags_per_level
+    lags = tuple(range(1, 2 * dpl + 1)) if index == 0 else tuple(range(dpl + 1, 2 * dpl + 1))
+    dtype = store_dtype(index, core.bound, core.raw_dtype)
+
+    def zeros(shape: tuple[int, ...], dt: Any) -> Array:
+        return xpcs_device.place_on_device(np.zeros(shape, dtype=dt))
+
+    p = core.n_pixels
+    return Level(
+        index=index,
+        lags=lags,
+        hist=zeros((core.window, p), dtype),
+        head=zeros((core.window, p), dtype),
+        products=zeros((len(lags), p), np.float64),
+        total=zeros((p,), np.float64),
+        pending=(),
+        n_pending=0,
+        n_frames=0,
+    )
+
+
+def _group_size(core: Core, index: int) -> int:
+    return max(core.group >> index, _BLOCK)
+
+
+def _correlate(
+    b: BackendProtocol, core: Core, level: Level, x: Array, bound: int | None, jit: bool
+) -> tuple[Level, Array | None]:
+    """``level`` with the ``n`` frames ``x`` correlated (``n`` a power of two or a multiple
+    of the block), and their pair sums for the next level (None when there is none)."""
+    n = int(x.shape[0])
+    window = core.window
+    compute = compute_dtype(level.index, n, window, bound)
+    wants_pairs = level.index + 1 < core.max_levels and n >= 2
+    pair_dtype = str(store_dtype(level.index + 1, core.bound, core.raw_dtype)) if wants_pairs else None
+    # Backends are hashable (by identity); the protocol does not say so to the type checker.
+    kernel = _kernel(cast(Any, b), n, window, level.lags, str(compute), pair_dtype, jit)
+    if isinstance(x, np.ndarray):
+        x = xpcs_device.place_on_device(x)
+    products, total, hist, pairs = kernel(level.hist, x, level.products, level.total)
+    head = level.head
+    if level.n_frames < window:  # the first frames, kept for the IF sums
+        take = min(window - level.n_frames, n)
+        head = b.concatenate(
+            [head[: level.n_frames], b.astype(x[:take], head.dtype), head[level.n_frames + take :]]
+        )
+    new = replace(level, products=products, total=total, hist=hist, head=head, n_frames=level.n_frames + n)
+    return new, pairs
+
+
+def _push(core: Core, index: int, frames: Array) -> Core:
+    if index >= core.max_levels:
+        return core
+    levels = list(core.levels)
+    if index == len(levels):
+        levels.append(_new_level(core, index))
+    lvl = levels[index]
+    levels[index] = replace(
+        lvl, pending=(*lvl.pending, frames), n_pending=lvl.n_pending + int(frames.shape[0])
+    )
+    return replace(core, levels=tuple(levels))
+
+
+def _take_pending(b: BackendProtocol, level: Level, count: int) -> tuple[Level, Array]:
+    """The first ``count`` pending frames as one array, and the level without them."""
+    # Level 0 waits on the host (NumPy views of the input chunks, no copy); it is placed on
+    # the device one group at a time.
+    if len(level.pending) == 1:
+        data = level.pending[0]
+    elif isinstance(level.pending[0], np.ndarray):
+        data = np.concatenate(level.pending)
+    else:
+        data = b.concatenate(list(level.pending))
+    if count == level.n_pending:
+        return replace(level, pending=(), n_pending=0), data
+    rest = data[count:]
+    return replace(level, pending=(rest,), n_pending=level.n_pending - count), data[:count]
+
+
+def _run_level(b: BackendProtocol, core: Core, index: int, final: bool, bound: int | None, jit: bool) -> Core:
+    """Correlates the pending frames of level ``index`` in whole groups (and, when
+    ``final``, the rest in decreasing powers of two), pushing pair sums up."""
+    while True:
+        if index >= len(core.levels):
+            return core
+        level = core.levels[index]
+        group = _group_size(core, index)
+        if level.n_pending >= group:
+            count = (level.n_pending // group) * group
+        elif final and level.n_pending > 0:
+            count = 1 << (level.n_pending.bit_length() - 1)
+        else:
+            return core
+        level, data = _take_pending(b, level, count)
+        step = group if count >= group else count
+        for start in range(0, count, step):
+            level, pairs = _correlate(b, core, level, data[start : start + step], bound, jit)
+            core = replace(
+                core, levels=tuple(level if i == index else lv for i, lv in enumerate(core.levels))
+            )
+            if pairs is not None and int(pairs.shape[0]) > 0:
+                core = _push(core, index + 1, pairs)
+                core = _run_level(b, core, index + 1, False, bound, jit)
+
+
+def feed(b: BackendProtocol, core: Core, frames: Array, bound: int | None, *, jit: bool) -> Core:
+    """``core`` with the ``(n, P)`` frames appended to level 0 (correlated in whole groups;
+    the rest waits). ``bound``: an upper bound of the counts of every frame fed so far
+    (None for float input)."""
+    core = _push(core, 0, frames)
+    core = replace(core, n_frames=core.n_frames + int(frames.shape[0]))
+    core = _run_level(b, core, 0, False, bound, jit)
+    # Frames left waiting may be views of the caller's chunk: copy them (fewer than one
+    # group), so that a caller reusing its buffer cannot change them.
+    level0 = core.levels[0]
+    if any(isinstance(x, np.ndarray) and x.base is not None for x in level0.pending):
+        pending = tuple(np.array(x) if isinstance(x, np.ndarray) else x for x in level0.pending)
+        core = replace(core, levels=(replace(level0, pending=pending), *core.levels[1:]))
+    return core
+
+
+def flush(b: BackendProtocol, core: Core, bound: int | None, *, jit: bool) -> Core:
+    """``core`` with every pending frame of every level correlated (the end of the run)."""
+    index = 0
+    while index < len(core.levels):
+        core = _run_level(b, core, index, True, bound, jit)
+        index += 1
+    return core
+
+
+@functools.lru_cache(maxsize=256)
+def _sums_kernel(
+    b: BackendProtocol, rows: tuple[int, ...], lags: tuple[int, ...], jit: bool
+) -> Callable[..., Any]:
+    """The products of the wanted lags and the head / tail sums of a level's buffers."""
+    f64 = np.float64
+
+    def kernel(products: Array, head: Array, hist: Array) -> tuple[Array, Array, Array]:
+        head_cum = b.cumsum(b.astype(head, f64), axis=0)  # sums of the first 1..window frames
+        tail_cum = b.cumsum(b.flip(b.astype(hist, f64), axis=0), axis=0)  # of the last 1..window
+        pick = b.stack([products[r] for r in rows])
+        return pick, b.stack([head_cum[t - 1] for t in lags]), b.stack([tail_cum[t - 1] for t in lags])
+
+    return b.jit(kernel) if jit else kernel
+
+
+def level_sums(b: BackendProtocol, core: Core, *, jit: bool = True) -> tuple[LevelSums, ...]:
+    """The sums of a flushed core for the lags of the APS delay list of its frame count."""
+    wanted = level_lags(core.n_frames, core.lags_per_level)
+    out: list[LevelSums] = []
+    for index, lags in enumerate(wanted):
+        level = core.levels[index]
+        if level.n_pending:
+            raise RuntimeError("level_sums needs a flushed core")
+        rows = tuple(level.lags.index(t) for t in lags)
+        kernel = _sums_kernel(cast(Any, b), rows, lags, jit)
+        products, head, tail = kernel(level.products, level.head, level.hist)
+        out.append(LevelSums(index, lags, level.n_frames, products, level.total, head, tail))
+    return tuple(out)

@@ -1,0 +1,254 @@
+"""The APS normalisation of multi-tau sums: per-pixel G2, IP, IF, then static bins, then
+dynamic bins.
+
+For level ``l`` (scale ``s = 2**l``), relative lag ``tau`` and ``n_l`` frames of the level,
+with frames that are sums of ``avg`` input frames (``avg`` > 1 averages frames first):
+
+- ``G2 = products / ((n_l - tau) * s**2 * avg**2)``
+- ``IP = (total - tail) / ((n_l - tau) * s * avg)``: mean of ``I(t)`` over ``t < n_l - tau``
+- ``IF = (total - head) / ((n_l - tau) * s * avg)``: mean of ``I(t + tau)``
+
+Static bin ``k`` (``n_k`` pixels): ``g2_static = <G2>_k / (<IP>_k <IF>_k)``, NaN where
+``<IP>_k <IF>_k`` is 0 (no photon in the bin). Dynamic bin ``d``: the mean of
+``g2_static`` over the static bins with pixels inside it (NaN if one of them is NaN);
+its error is the standard error over its pixels of the per-pixel ``G2 / (IP IF)``,
+``std(ddof=1) / sqrt(m)`` over the ``m`` pixels where ``IP IF > 0`` (pixels without
+photons have no g2 and are left out; boost_corr counts them as 0), NaN when ``m < 2``.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+
+import xpcs_device
+from xpcs_kernels.multitau_levels import LevelSums
+from xpcs_protocol import Array, BackendProtocol
+
+__all__ = ["BinMaps", "Normalized", "bin_maps", "normalize"]
+
+
+@dataclass(frozen=True, eq=False)
+class BinMaps:
+    """The pixels a correlator works on and their bins (host NumPy, static)."""
+
+    frame_shape: tuple[int, int]
+    pixels: np.ndarray[Any, Any] | None
+    """Flat indices of the correlated pixels in the frame, or None: every pixel."""
+    static: np.ndarray[Any, Any]
+    """``(P,)`` static label of each correlated pixel (0: correlated but in no bin)."""
+    dynamic: np.ndarray[Any, Any]
+    """``(P,)`` dynamic label of each correlated pixel (0 likewise)."""
+    n_static: int
+    n_dynamic: int
+    static_to_dynamic: np.ndarray[Any, Any]
+    """``(n_static,)`` the dynamic label of each static bin (0: empty static bin)."""
+    static_counts: np.ndarray[Any, Any]
+    dynamic_counts: np.ndarray[Any, Any]
+    """Pixels of each dynamic bin that are in a static bin."""
+
+
+def bin_maps(
+    static: np.ndarray[Any, Any], dynamic: np.ndarray[Any, Any], n_static: int, n_dynamic: int
+) -> BinMaps:
+    """Maps for labels already checked (same 2-D shape, nested). Every pixel is correlated
+    when at least half of them are in a static bin (no gather of the frames, as
+    boost_corr's crop threshold); otherwise only those."""
+    s = static.reshape(-1).astype(np.int64)
+    d = np.where(s > 0, dynamic.reshape(-1).astype(np.int64), 0)
+    valid = s > 0
+    pixels = None if valid.mean() >= 0.5 else np.flatnonzero(valid)
+    if pixels is not None:
+        s, d = s[pixels], d[pixels]
+    s2d = np.zeros(n_static + 1, dtype=np.int64)
+    s2d[s] = d
+    return BinMaps(
+        frame_shape=(int(static.shape[0]), int(static.shape[1])),
+        pixels=pixels,
+        static=s,
+        dynamic=d,
+        n_static=n_static,
+        n_dynamic=n_dynamic,
+        static_to_dynamic=s2d[1:],
+        static_counts=np.bincount(s, minlength=n_static + 1)[1:],
+        dynamic_counts=np.bincount(d, minlength=n_dynamic + 1)[1:],
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Normalized:
+    delays: np.ndarray[Any, Any]
+    """``(n_delay,)`` int64 lags in (effective) frames."""
+    g2: Array
+    g2_err: Array
+    g2_static: Array
+    G2: Array | None
+    IP: Array | None
+    IF: Array | None
+
+
+_ONE_HOT_LIMIT = 2**23  # elements of a pixel x bin indicator matrix worth a matrix product
+
+
+def _per_row_bins(b: BackendProtocol, labels: Array, values: Array, n_bins: int) -> Array:
+    """``(R, P)`` values summed per (row, label) -> ``(R, n_bins)`` (label 0 dropped).
+
+    A matrix product with the 0/1 pixel x bin indicator where it is small (scatter-adds are
+    slow on CPU XLA), one offset ``bincount`` otherwise."""
+    rows, n_pix = values.shape[0], values.shape[1]
+    if n_pix * n_bins <= _ONE_HOT_LIMIT:
+        bins = b.arange(1, n_bins + 1, dtype=np.int64)
+        indicator = b.astype(b.reshape(labels, (-1, 1)) == b.reshape(bins, (1, -1)), np.float64)
+        return b.matmul(values, indicator)
+    offsets = b.reshape(b.arange(rows, dtype=np.int64) * (n_bins + 1), (rows, 1))
+    sums = b.bincount(
+        b.reshape(offsets + labels, (-1,)), b.reshape(values, (-1,)), length=rows * (n_bins + 1)
+    )
+    return b.reshape(sums, (rows, n_bins + 1))[:, 1:]
+
+
+@functools.lru_cache(maxsize=64)
+def _normalize_kernel(
+    b: BackendProtocol,
+    n_lags: int,
+    n_static: int,
+    n_dynamic: int,
+    jit: bool,
+) -> Callable[..., Any]:
+    """The array work of :func:`normalize` for one level of ``n_lags`` lags (the frame
+    counts and scales are arguments: one compilation serves every level of that many
+    lags and runs of any length). Levels are normalised one at a time, so that the
+    temporary per-pixel arrays are a few ``(n_lags, P)`` ones, not ``(n_delay, P)``."""
+    f64 = np.float64
+
+    def kernel(
+        sums: tuple[tuple[Array, Array, Array, Array, Array, Array], ...],
+        slab: Array,
+        dlab: Array,
+        s_counts: Array,
+        occupied: Array,
+        s2d: Array,
+        per_dyn: Array,
+    ) -> tuple[Array, ...]:
+        rows_g2, rows_ip, rows_if = [], [], []
+        for products, total, head, tail, pairs, scale in sums:
+            norm = b.reshape(pairs * scale, (n_lags, 1))
+            rows_g2.append(products / (norm * scale))
+            rows_ip.append((b.reshape(total, (1, -1)) - tail) / norm)
+            rows_if.append((b.reshape(total, (1, -1)) - head) / norm)
+        g2p = b.concatenate(rows_g2, axis=0)
+        ip = b.concatenate(rows_ip, axis=0)
+        if_ = b.concatenate(rows_if, axis=0)
+        n_rows = g2p.shape[0]
+        # static bins: means of G2, IP, IF over each bin's pixels (one product for all three)
+        means = _per_row_bins(b, slab, b.concatenate([g2p, ip, if_], axis=0), n_static) / s_counts
+        mean_g2, mean_ip, mean_if = means[:n_rows], means[n_rows : 2 * n_rows], means[2 * n_rows :]
+        denom = mean_ip * mean_if
+        g2_static = b.where(denom > 0, mean_g2 / b.where(denom > 0, denom, 1.0), np.nan)
+        # dynamic bins: mean over the occupied static bins inside
+        # (a NaN static g2 is counted apart: in a matrix product NaN * 0 would spread it)
+        occ = b.reshape(occupied, (1, -1))
+        undefined = b.logical_and(occ, b.isnan(g2_static))
+        g2_occ = b.where(b.logical_and(occ, b.logical_not(undefined)), g2_static, 0.0)
+        both_d = _per_row_bins(b, s2d, b.concatenate([g2_occ, b.astype(undefined, f64)], axis=0), n_dynamic)
+        g2 = b.where(both_d[n_rows:] > 0, np.nan, both_d[:n_rows] / per_dyn)
+        # errors: spread of the per-pixel g2 over the pixels of the dynamic bin that have one
+        pix_den = ip * if_
+        defined = pix_den > 0
+        g2_pix = b.where(defined, g2p / b.where(defined, pix_den, 1.0), 0.0)
+        both = _per_row_bins(b, dlab, b.concatenate([b.astype(defined, f64), g2_pix], axis=0), n_dynamic)
+        n_def, sum_pix = both[:n_rows], both[n_rows:]
+        mean = sum_pix / b.where(n_def > 0, n_def, 1.0)
+        mean_full = b.concatenate([b.zeros((n_rows, 1)), mean], axis=1)
+        dev = b.where(defined, g2_pix - b.take(mean_full, dlab, axis=1), 0.0)
+        ss = _per_row_bins(b, dlab, dev * dev, n_dynamic)
+        safe = b.where(n_def > 1, n_def, 2.0)
+        g2_err = b.where(n_def > 1, b.sqrt(ss / (safe - 1.0) / safe), np.nan)
+        return g2, g2_err, g2_static, g2p, ip, if_
+
+    return b.jit(kernel) if jit else kernel
+
+
+def normalize(
+    b: BackendProtocol,
+    sums: Sequence[LevelSums],
+    maps: BinMaps,
+    *,
+    avg: int = 1,
+    keep_pixels: bool = False,
+    what: str = "the run",
+    jit: bool = True,
+) -> Normalized:
+    """g2 of the dynamic bins from the level sums (see the module docstring)."""
+    f64 = np.float64
+    occupied = maps.static_counts > 0
+    per_dyn = np.bincount(maps.static_to_dynamic[occupied], minlength=maps.n_dynamic + 1)[1:]
+    consts = xpcs_device.place_on_device(
+        (
+            maps.static,
+            maps.dynamic,
+            np.maximum(maps.static_counts, 1).astype(f64),  # empty static bins are unused
+            occupied,
+            np.where(occupied, maps.static_to_dynamic, 0),
+            np.where(per_dyn > 0, per_dyn, np.nan).astype(f64),
+        )
+    )
+    parts: list[tuple[Array, ...]] = []
+    for lv in sums:
+        kernel = _normalize_kernel(cast(Any, b), len(lv.lags), maps.n_static, maps.n_dynamic, jit)
+        pairs, scale = xpcs_device.place_on_device(
+            (np.asarray([lv.n_frames - t for t in lv.lags], dtype=f64), np.asarray(float(2**lv.level * avg)))
+        )
+        out = kernel(((lv.products, lv.total, lv.head, lv.tail, pairs, scale),), *consts)
+        parts.append(out if keep_pixels else out[:3])
+    g2, g2_err, g2_static = (b.concatenate([part[i] for part in parts], axis=0) for i in range(3))
+    delays = np.asarray([t * 2**lv.level for lv in sums for t in lv.lags], dtype=np.int64)
+    _warn_undefined(b, g2_static, maps, what)
+    G2 = IP = IF = None
+    if keep_pixels:
+        G2, IP, IF = (
+            _to_frames(b, b.concatenate([part[i] for part in parts], axis=0), maps) for i in (3, 4, 5)
+        )
+    return Normalized(delays, g2, g2_err, g2_static, G2, IP, IF)
+
+
+def _to_frames(b: BackendProtocol, values: Array, maps: BinMaps) -> Array:
+    """``(R, P)`` per-pixel values as ``(R, H, W)``, NaN on the pixels in no static bin."""
+    h, w = maps.frame_shape
+    rows = values.shape[0]
+    in_bin = xpcs_device.place_on_device(maps.static > 0)
+    values = b.where(b.reshape(in_bin, (1, -1)), values, np.nan)
+    if maps.pixels is None:
+        return b.reshape(values, (rows, h, w))
+    full = b.full((h * w, rows), np.nan, dtype=np.float64)
+    full = b.index_set(full, xpcs_device.place_on_device(maps.pixels), b.transpose(values))
+    return b.reshape(b.transpose(full), (rows, h, w))
+
+
+def _warn_undefined(b: BackendProtocol, g2_static: Array, maps: BinMaps, what: str) -> None:
+    empty = np.flatnonzero(maps.dynamic_counts == 0) + 1
+    if empty.size:
+        warnings.warn(
+            f"dynamic bins {empty[:10].tolist()} ({empty.size} in all) have no pixel in a static bin, "
+            f"so their g2 is NaN in {what}; relabel the partition to the occupied bins "
+            "(xpcs_kernels.relabel_occupied) or check the mask",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    occupied = maps.static_counts > 0
+    bad = np.isnan(np.asarray(b.to_numpy(g2_static))) & occupied[None, :]
+    if bad.any():
+        bins = np.flatnonzero(bad.any(axis=0)) + 1
+        dyn = np.unique(maps.static_to_dynamic[bins - 1])
+        warnings.warn(
+            f"static bins {bins[:10].tolist()} ({bins.size} in all) have no photon at "
+            f"{int(bad.any(axis=1).sum())} delay(s) in {what} (mean intensity 0), so g2 is NaN "
+            f"there and in dynamic bins {dyn[:10].tolist()}; use more frames or coarser bins",
+            RuntimeWarning,
+            stacklevel=4,
+        )
