@@ -192,6 +192,7 @@ def test_delay_list_aps() -> None:
     assert delay_list(2).tolist() == [1]
 
 
+@pytest.mark.oracle
 def test_delay_list_equals_boost_corr() -> None:
     help_functions = require_oracle("boost_corr.help_functions", "boost_corr (APS) is a test-only oracle")
     for n in (5, 9, 17, 33, 100, 777, 2000, 10_000, 123_457):
@@ -415,6 +416,7 @@ def _boost_corr_g2(
     return normalized
 
 
+@pytest.mark.oracle
 def test_equals_boost_corr(backend: Any, tmp_path: Any) -> None:
     rng = np.random.default_rng(3)
     n, h, w = 500, 24, 24
