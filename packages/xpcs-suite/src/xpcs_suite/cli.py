@@ -22,6 +22,17 @@ def _build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, selected backend and why, JAX devices")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     _add_simulate(sub)
+    _add_analyze(sub)
+    _add_fit(sub)
+    demo = sub.add_parser(
+        "demo",
+        help="simulate, analyse, fit and plot a Brownian sample; compare the fitted D with the truth",
+    )
+    demo.add_argument("--out", metavar="DIR", help="folder for the files (default: a new ./xpcs-demo-<time>)")
+    demo.add_argument(
+        "--backend", choices=("numpy", "jax"), help="backend (default: the environment's choice)"
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     plot = sub.add_parser("plot", help="PNG plots of a result file")
     plot.add_argument("result", help="result file (HDF5, APS 8-ID-I layout)")
     plot.add_argument(
@@ -83,6 +94,111 @@ def _add_simulate(sub: Any) -> None:
     sim.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
+def _add_analyze(sub: Any) -> None:
+    from xpcs_suite.pipeline import AnalysisOptions
+
+    d = AnalysisOptions()
+    p = sub.add_parser(
+        "analyze",
+        help="raw frames to an APS 8-ID-I result file (q-map, SAXS, multi-tau g2, two-time)",
+        description="Read the frames of RAW (HDF5) in one streaming pass and write RESULT in the APS "
+        "8-ID-I NeXus layout. Geometry: --poni, else --geometry, else the raw file's NeXus fields.",
+    )
+    p.add_argument("raw", help="raw HDF5 file with the frames (N, H, W)")
+    p.add_argument("-o", "--output", required=True, metavar="RESULT", help="result file to write (HDF5)")
+    p.add_argument(
+        "--frames-key",
+        default=d.frames_key,
+        metavar="KEY",
+        help=f"dataset of the frames (default {d.frames_key})",
+    )
+    geometry = p.add_mutually_exclusive_group()
+    geometry.add_argument("--poni", metavar="FILE", help="pyFAI PONI calibration")
+    geometry.add_argument("--geometry", metavar="FILE", help="TOML geometry file (see xpcs_suite.inputs)")
+    p.add_argument(
+        "--mask", metavar="FILE", help="mask (.npy or HDF5; nonzero = valid); default: the raw file's"
+    )
+    for name, default, what in (
+        ("dynamic-q", d.dynamic_q, "dynamic q bins"),
+        ("static-q", d.static_q, "static q bins (a multiple of --dynamic-q)"),
+        ("dynamic-phi", d.dynamic_phi, "dynamic phi bins"),
+        ("static-phi", d.static_phi, "static phi bins (a multiple of --dynamic-phi)"),
+    ):
+        p.add_argument(
+            f"--{name}", type=int, default=default, metavar="N", help=f"{what} (default {default})"
+        )
+    p.add_argument(
+        "--q-spacing", choices=("linear", "log"), default=d.q_spacing, help=f"q bins (default {d.q_spacing})"
+    )
+    p.add_argument(
+        "--twotime", action="store_true", help="also two-time correlation maps (N x N per dynamic bin)"
+    )
+    p.add_argument("--backend", choices=("numpy", "jax"), help="backend (default: the environment's choice)")
+    p.add_argument("--overwrite", action="store_true", help="replace RESULT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_fit(sub: Any) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit g2 of a result file and tau(q) = 1/(D q^2); store under /xpcs/fit/<model>; plot",
+    )
+    p.add_argument("result", help="result file (written by xpcs analyze or the APS pipeline)")
+    p.add_argument("--model", choices=("single", "stretched", "double"), default="single", help="g2 model")
+    p.add_argument(
+        "--bayes", action="store_true", help="NumPyro NUTS posterior (JAX backend) instead of least squares"
+    )
+    p.add_argument("--backend", choices=("numpy", "jax"), help="backend (default: the environment's choice)")
+    p.add_argument("--no-plots", action="store_true", help="do not write the PNGs")
+    p.add_argument("--plots", metavar="DIR", help="folder for the PNGs (default: RESULT_plots beside it)")
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from xpcs_suite.pipeline import AnalysisOptions, analyze
+
+    options = AnalysisOptions(
+        frames_key=args.frames_key,
+        poni=args.poni,
+        geometry=args.geometry,
+        mask=args.mask,
+        dynamic_q=args.dynamic_q,
+        static_q=args.static_q,
+        dynamic_phi=args.dynamic_phi,
+        static_phi=args.static_phi,
+        q_spacing=args.q_spacing,
+        twotime=args.twotime,
+        backend=args.backend,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    summary = analyze(args.raw, args.output, options)
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from xpcs_suite.pipeline import fit
+
+    summary = fit(
+        args.result,
+        args.model,
+        bayes=args.bayes,
+        backend=args.backend,
+        plots=not args.no_plots,
+        plot_dir=args.plots,
+    )
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from xpcs_suite.demo import demo
+
+    summary = demo(args.out, backend=args.backend, progress=not args.quiet)
+    print("\n".join(summary.lines()))
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import time
 
@@ -130,6 +246,9 @@ def _info(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
     "simulate": _simulate,
+    "analyze": _analyze,
+    "fit": _fit,
+    "demo": _demo,
     "plot": _plot,
 }
 
