@@ -18,6 +18,7 @@ from xpcs_suite.atomic import OutputExistsError
 from xpcs_suite.simulation import (
     SimulationParameters,
     iter_simulated_frames,
+    poisson_counts,
     prepare_sample,
     simulate_frames,
     sphere_form_factor,
@@ -141,6 +142,35 @@ def test_g2_is_brownian_with_the_set_contrast(physics: tuple[np.ndarray, Any]) -
     z = np.asarray(z_scores)
     assert np.all(np.abs(z) < 5), z.reshape(len(lags), -1)
     assert np.mean(z**2) < 3.0  # chi^2 per point about 1 when the model holds
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 1.0, 3.0, 9.5, 10.5, 40.0])
+def test_poisson_counts_follow_the_poisson_law(rate: float) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    n = 40_000
+    rates = np.full(n, rate)
+    out = np.full(n, -1, dtype=np.int64)
+    poisson_counts(np.random.default_rng(7), rates, out)
+    assert out.min() >= 0
+    if rate == 0.0:
+        assert np.all(out == 0)
+        return
+    # chi^2 over the counts with at least 5 expected draws each (the rest pooled in the tail)
+    top = int(stats.poisson.ppf(1 - 5 / n, rate))
+    observed = np.bincount(np.minimum(out, top + 1), minlength=top + 2)
+    expected = n * np.append(stats.poisson.pmf(np.arange(top + 1), rate), stats.poisson.sf(top, rate))
+    assert stats.chisquare(observed, expected).pvalue > 1e-4
+    assert abs(out.mean() - rate) < 5 * np.sqrt(rate / n)
+
+
+def test_poisson_counts_mixed_rates_are_reproducible() -> None:
+    rates = np.array([0.0, 0.5, 12.0, 2.0, 700.0, 5.0])
+    a, b = np.empty(6, dtype=np.int64), np.empty(6, dtype=np.int64)
+    poisson_counts(np.random.default_rng(3), rates, a)
+    poisson_counts(np.random.default_rng(3), rates, b)
+    np.testing.assert_array_equal(a, b)
+    assert a[0] == 0
+    assert 500 < a[4] < 900  # a bright pixel, through Generator.poisson
 
 
 def test_the_relaxation_times_span_the_multitau_range_by_default() -> None:

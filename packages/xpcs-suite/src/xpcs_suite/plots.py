@@ -43,13 +43,29 @@ _PANELS_PER_PAGE = 36
 _ADAPTER = MatplotlibAdapter()
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(
+    width: float, height: float, margins: tuple[float, float, float, float] = (1.0, 0.25, 0.6, 0.4)
+) -> Figure:
+    """A ``width`` x ``height`` inch figure on the Agg canvas whose subplots leave
+    ``margins`` (left, right, bottom, top, inches) for labels and titles. Fixed margins
+    rather than a layout engine: constrained layout measures every tick label of every
+    axes at each draw, which cost more than drawing the plots themselves."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
+    left, right, bottom, top = margins
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
+    )
     return fig
+
+
+def _colorbar_axes(ax: Any) -> Any:
+    """A thin axes just right of ``ax`` that follows its aspect-locked position, without a
+    layout engine."""
+    return ax.inset_axes((1.03, 0.0, 0.05, 1.0))
 
 
 def partition_boundaries(labels: Any) -> np.ndarray[Any, Any]:
@@ -70,14 +86,14 @@ def figure_saxs_2d(result: ResultFile) -> Figure:
 
     image, roi, mask = _ADAPTER.to_matplotlib(result.saxs_2d, result.dynamic_roi_map, result.mask)
     shown = np.where((mask != 0) & (image > 0), image, np.nan).astype(np.float64)
-    fig = _figure(6.4, 5.6)
+    fig = _figure(6.8, 5.6, margins=(0.75, 1.6, 0.6, 0.4))
     ax = fig.add_subplot()
     finite = shown[np.isfinite(shown)]
     norm = (
         LogNorm(vmin=finite.min(), vmax=finite.max()) if finite.size and finite.max() > finite.min() else None
     )
     picture = ax.imshow(shown, cmap="viridis", norm=norm, interpolation="nearest", origin="upper")
-    fig.colorbar(picture, ax=ax, label="mean counts per frame")
+    fig.colorbar(picture, cax=_colorbar_axes(ax), label="mean counts per frame")
     overlay = np.zeros((*roi.shape, 4))
     overlay[partition_boundaries(roi)] = (*BOUNDARY_RGB, 1.0)
     ax.imshow(overlay, interpolation="nearest", origin="upper")
@@ -100,6 +116,7 @@ def figure_saxs_1d(result: ResultFile) -> Figure:
     ax = fig.add_subplot()
     good = np.isfinite(mean) & (mean > 0) & (unique_q > 0)
     ax.loglog(unique_q[good], mean[good], "o-", ms=3)
+    ax.tick_params(which="minor", labelsize=7)  # labelled minor ticks of a short decade
     ax.set_xlabel(f"q ({result.map_units[0] if result.map_units else '1/A'})")
     ax.set_ylabel("I(q) (counts per pixel per frame)")
     ax.set_title("SAXS 1D")
@@ -110,32 +127,63 @@ def _curve_fits(result: ResultFile) -> list[FitGroup]:
     return [fit for fit in result.fits.values() if {"fit_delay_s", "fit_g2"} <= set(fit.datasets)]
 
 
+def _error_segments(
+    x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], err: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Vertical bars ``y ± err`` at ``x`` as one NaN-separated polyline: one artist per panel
+    instead of errorbar's line collection."""
+    xs = np.repeat(x, 3)
+    ys = np.stack([y - err, y + err, np.full(y.shape, np.nan)], axis=-1).ravel()
+    xs[2::3] = np.nan
+    return xs, ys
+
+
 def figure_g2(result: ResultFile, first: int = 0, count: int | None = None) -> Figure:
     """g2 versus delay panels for dynamic labels ``first .. first + count - 1`` with error bars and the
     fitted curves of every fit group that stores them."""
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+
     if result.g2 is None or result.delays_s is None:
         raise ValueError(f"{str(result.path)!r} has no multi-tau g2 to plot")
     n = result.n_dynamic if count is None else count
     labels = range(first, min(first + n, result.n_dynamic))
     cols = max(1, math.ceil(math.sqrt(len(labels))))
     rows = max(1, math.ceil(len(labels) / cols))
-    fig = _figure(2.6 * cols + 0.6, 2.1 * rows + 0.6)
+    width, height = 2.6 * cols + 0.6, 2.1 * rows + 0.6
+    fig = _figure(width, height, margins=(0.75, 0.15, 0.7, 0.3))
+    fig.subplots_adjust(wspace=0.32, hspace=0.4)
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
+    # The scale and locators are shared through sharex: set once, not once per panel (each
+    # call would reach every sibling).
+    axes[0, 0].set_xscale("log")
+    axes[0, 0].xaxis.set_major_locator(LogLocator(numticks=5))
+    axes[0, 0].xaxis.set_minor_locator(NullLocator())
     delays, g2, err = _ADAPTER.to_matplotlib(result.delays_s, result.g2, result.g2_err)
-    fits = _curve_fits(result)
+    fit_curves = [
+        _ADAPTER.to_matplotlib(f.datasets["fit_delay_s"], f.datasets["fit_g2"]) for f in _curve_fits(result)
+    ]
+    names = [f.name for f in _curve_fits(result)]
     positive = delays > 0
+    x = delays[positive]
+    show_phi = result.dynamic_num_pts[1] > 1
     for ax, k in zip(axes.ravel(), labels, strict=False):
-        ax.errorbar(delays[positive], g2[positive, k], yerr=err[positive, k], fmt="o", ms=2.5, lw=0.8)
-        for fit in fits:
-            x, y = _ADAPTER.to_matplotlib(fit.datasets["fit_delay_s"], fit.datasets["fit_g2"])
-            if y.ndim == 2 and k < y.shape[1]:
-                ax.plot(x, y[:, k], "-", lw=1.2, label=fit.name)
-        ax.set_xscale("log")
-        ax.set_title(
-            f"q = {result.q_dynamic[k]:.4g}"
-            + (f", φ = {result.phi_dynamic[k]:.0f}°" if result.dynamic_num_pts[1] > 1 else ""),
+        (points,) = ax.plot(x, g2[positive, k], "o", ms=2.5)
+        ax.plot(*_error_segments(x, g2[positive, k], err[positive, k]), "-", lw=0.8, color=points.get_color())
+        for name, (fx, fy) in zip(names, fit_curves, strict=True):
+            if fy.ndim == 2 and k < fy.shape[1]:
+                ax.plot(fx, fy[:, k], "-", lw=1.2, label=name)
+        # A text in axes coordinates rather than set_title: titles are re-positioned against
+        # the tick labels at every draw.
+        ax.text(
+            0.5,
+            1.02,
+            f"q = {result.q_dynamic[k]:.4g}" + (f", φ = {result.phi_dynamic[k]:.0f}°" if show_phi else ""),
             fontsize=8,
+            ha="center",
+            va="bottom",
+            transform=ax.transAxes,
         )
+        ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(labels) :]:
         ax.set_visible(False)
@@ -181,11 +229,16 @@ def figure_tauq(result: ResultFile) -> Figure:
                 + " Å²/s"
             )
             ax.plot(line_q, 1.0 / (float(d) * line_q**2), "-", label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if ax.has_data() and np.isfinite(ax.dataLim.bounds).all() and ax.dataLim.x0 > 0 and ax.dataLim.y0 > 0:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    else:  # every fit failed: an empty, labelled figure rather than an error
+        ax.text(0.5, 0.5, "no relaxation time was fitted", ha="center", transform=ax.transAxes)
+    ax.tick_params(axis="x", which="minor", labelsize=7)  # labelled minor ticks of a short decade
     ax.set_xlabel("q (1/Å)")
     ax.set_ylabel("τ (s)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.set_title("relaxation time versus q")
     return fig
 
@@ -214,10 +267,10 @@ def figure_twotime(result: ResultFile, label: int) -> Figure:
     off_diagonal = c2[~np.eye(c2.shape[0], dtype=bool)]
     finite = off_diagonal[np.isfinite(off_diagonal)]
     vmin, vmax = np.percentile(finite, [1, 99]) if finite.size else (None, None)
-    fig = _figure(5.6, 5.0)
+    fig = _figure(6.0, 5.0, margins=(0.75, 1.6, 0.6, 0.4))
     ax = fig.add_subplot()
     picture = ax.imshow(c2, cmap="plasma", vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
-    fig.colorbar(picture, ax=ax, label="C(t1, t2)")
+    fig.colorbar(picture, cax=_colorbar_axes(ax), label="C(t1, t2)")
     ax.set_xlabel("t2 (s)")
     ax.set_ylabel("t1 (s)")
     k = label - 1
