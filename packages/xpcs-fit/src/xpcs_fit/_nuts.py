@@ -164,7 +164,10 @@ def _sampler(
     # The NUTS program is large and its run time is loop overhead, not vectorised maths: on
     # CPU, skipping LLVM's expensive passes compiles it ~30 % faster (6-8 s -> 4-6 s on 2
     # loaded cores) at the same sampling speed.
-    options = {"xla_llvm_disable_expensive_passes": True} if jax.default_backend() == "cpu" else None
+    from xpcs_fit._xla import supported_options
+
+    cpu = jax.default_backend() == "cpu"
+    options = supported_options({"xla_llvm_disable_expensive_passes": True} if cpu else None)
     if chain_method == "vectorized":
         return jax.jit(jax.vmap(one_chain, in_axes=(0, *shared)), compiler_options=options)
 

@@ -278,7 +278,12 @@ def _compiled(b: BackendProtocol, kernel: Callable[..., Any], on_cpu: bool) -> C
         return traceable
     import jax  # the JAX backend is active: JAX is there
 
-    fast: Callable[..., Any] = jax.jit(kernel, compiler_options=CPU_COMPILER_OPTIONS)
+    from xpcs_fit._xla import supported_options
+
+    options = supported_options(CPU_COMPILER_OPTIONS)
+    if options is None:
+        return traceable
+    fast: Callable[..., Any] = jax.jit(kernel, compiler_options=options)
     tracer = jax.core.Tracer
 
     @functools.wraps(kernel)
