@@ -254,6 +254,47 @@ def test_exact_for_large_counts(backend: Any) -> None:
         np.testing.assert_allclose(np_(backend, res.normalized_g2), ref["g2"], rtol=RTOL)
 
 
+def test_compute_dtype_boundaries() -> None:
+    """The group accumulator is float32 while every sum stays below 2**24, int32 below
+    2**31, float64 beyond (and for float input): checked at both sides of each limit."""
+    from xpcs_kernels.multitau_levels import compute_dtype
+
+    peak2 = 255 * 255
+    last_f32 = (2**24 - 1) // peak2  # 258 frames of 8-bit counts
+    last_i32 = (2**31 - 1) // peak2  # 33025
+    assert compute_dtype(0, last_f32, 8, 255) == np.float32
+    assert compute_dtype(0, last_f32 + 1, 8, 255) == np.int32
+    assert compute_dtype(0, last_i32, 8, 255) == np.int32
+    assert compute_dtype(0, last_i32 + 1, 8, 255) == np.float64
+    # level l frames are sums of 2**l frames: the bound scales with 2**l
+    assert compute_dtype(1, last_f32 // 4, 8, 255) == np.float32
+    assert compute_dtype(1, last_f32 // 4 + 1, 8, 255) == np.int32
+    assert compute_dtype(0, 8, 8, None) == np.float64
+
+
+@pytest.mark.parametrize("group", [256, 512])
+def test_exact_at_accumulator_limits(backend: Any, group: int) -> None:
+    """8-bit counts near 255 in groups of 256 frames (float32 accumulator, sums just below
+    2**24) and 512 (int32): per-pixel G2 equal to the brute force; float32 itself would
+    round these sums, so an accumulator chosen too narrow fails here."""
+    static, dynamic = make_labels(h=3, w=4)
+    rng = np.random.default_rng(5)
+    frames = rng.integers(200, 256, size=(2 * group, 3, 4)).astype(np.uint8)
+    flat = frames.reshape(frames.shape[0], -1).astype(np.int64)
+    exact = (flat[1:512] * flat[:511]).sum(axis=0)  # lag 1 over 512 frames: > 2**24
+    rounded = np.zeros(flat.shape[1], np.float32)
+    for t in range(511):
+        rounded += (flat[t + 1] * flat[t]).astype(np.float32)
+    assert exact.max() > 2**24
+    assert (rounded != exact).any()  # the data do expose float32 rounding
+    ref = brute_force(frames, static, dynamic)
+    _VALID[id(ref)] = static > 0
+    res = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True)
+    assert_matches(backend, res, ref, pixels=True)
+    res_eager = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True, jit=False)
+    assert_matches(backend, res_eager, ref, pixels=True)
+
+
 def test_sparse_pixels_gathered(backend: Any) -> None:
     """Most pixels masked: the correlator gathers the few valid pixels; same result."""
     static, dynamic = make_labels(h=10, w=12)

@@ -14,8 +14,10 @@ Speed: each call of the compiled kernel correlates a group of frames of one leve
 loop over blocks of 8 frames whose body is one element-wise expression over the pixels
 (all lag products of the block added in registers). XLA's CPU reductions over the frame
 axis are 20-50x slower than this formulation, so there is no reduction over frames at
-all. Integer counts are multiplied and summed in int32 whenever a static bound on the
-counts proves that the group's sums stay below 2**31 (exact), float64 otherwise.
+all. Integer counts are multiplied and summed in float32 (the fastest multiply-add)
+when a bound on the counts proves the group's sums stay below 2**24, in int32 below
+2**31 (both exact), float64 otherwise. Without a compiler (NumPy) the same sums are one
+``einsum`` per lag over cache-sized pixel tiles instead of the frame-block loop.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from xpcs_protocol import Array, BackendProtocol
 __all__ = ["LevelSums", "level_lags"]
 
 _INT32_LIMIT = 2**31
+_FLOAT32_EXACT = 2**24  # every integer below it is a float32
 _BLOCK = 8  # frames per loop iteration of the kernel
+_NUMPY_TILE = 4096  # pixels per NumPy product pass (a group's tile stays in L2)
 
 
 def level_lags(n_frames: int | None, lags_per_level: int) -> tuple[tuple[int, ...], ...]:
@@ -95,13 +99,16 @@ def store_dtype(level: int, bound: int | None, raw_dtype: np.dtype[Any]) -> np.d
 
 
 def compute_dtype(level: int, n: int, window: int, bound: int | None) -> np.dtype[Any]:
-    """int32 when ``n`` frames of ``level`` with counts at most ``bound`` cannot overflow
-    int32 in the group's lag-product sums, frame sums or pair sums; float64 otherwise."""
+    """The narrowest exact accumulator of a group of ``n`` frames of ``level`` with counts
+    at most ``bound``: float32 when every lag-product sum, frame sum and pair sum stays
+    below 2**24 (float32 holds every integer there, and its multiply-add is the fastest),
+    int32 when they stay below 2**31, float64 otherwise (and for float input)."""
     if bound is None:
         return np.dtype(np.float64)
     peak = bound * 2**level
-    if n * peak * peak < _INT32_LIMIT and (n + window) * peak < _INT32_LIMIT:
-        return np.dtype(np.int32)
+    for dtype, limit in ((np.float32, _FLOAT32_EXACT), (np.int32, _INT32_LIMIT)):
+        if n * peak * peak < limit and (n + window) * peak < limit:
+            return np.dtype(dtype)
     return np.dtype(np.float64)
 
 
@@ -121,6 +128,8 @@ def _kernel(
     block = min(_BLOCK, n)
     n_blocks = n // block
     f64 = np.float64
+    if not (jit and b.supports_jit):
+        return _einsum_kernel(b, n, window, lags, compute, pair_dtype)
 
     def kernel(hist: Array, x: Array, products: Array, total: Array) -> tuple[Any, ...]:
         y = b.concatenate([hist, b.astype(x, hist.dtype)])  # (window + n, P), oldest first
@@ -157,6 +166,36 @@ def _kernel(
     return b.jit(kernel) if jit else kernel
 
 
+def _einsum_kernel(
+    b: BackendProtocol, n: int, window: int, lags: tuple[int, ...], compute: str, pair_dtype: str | None
+) -> Callable[..., Any]:
+    """The same sums without a compiler: one sum-of-products ``einsum`` per lag over the
+    frames (no product temporary), on pixel tiles small enough for the cache. Used when
+    the kernel is not compiled (the NumPy backend, ``jit=False``), where the loop over
+    frame blocks would run in Python."""
+    f64 = np.float64
+
+    def kernel(hist: Array, x: Array, products: Array, total: Array) -> tuple[Any, ...]:
+        y = b.concatenate([hist, b.astype(x, hist.dtype)])  # (window + n, P), oldest first
+        p = int(x.shape[1])
+        outs, sums = [], []
+        for start in range(0, p, _NUMPY_TILE):
+            tile = b.astype(y[:, start : start + _NUMPY_TILE], compute)
+            cur = tile[window:]
+            outs.append(
+                b.stack([b.einsum("tp,tp->p", tile[window - tau : window - tau + n], cur) for tau in lags])
+            )
+            sums.append(b.sum(cur, axis=0))
+        products = products + b.astype(b.concatenate(outs, axis=1), f64)
+        total = total + b.astype(b.concatenate(sums), f64)
+        pairs = None
+        if pair_dtype is not None:
+            pairs = b.astype(x[0 : n - 1 : 2], pair_dtype) + b.astype(x[1:n:2], pair_dtype)
+        return products, total, y[n:], pairs
+
+    return kernel
+
+
 # ----------------------------------------------------------------------------- state
 @dataclass(frozen=True, eq=False)
 class Level:
@@ -184,8 +223,8 @@ class Core:
     window: int
     lags_per_level: int
     group: int
-    """Frames per kernel call at level 0 (a power of two >= 8); level l uses
-    ``max(group >> l, 8)``."""
+    """Frames per kernel call at every level (a power of two >= 8): higher levels wait for
+    a whole group too, so that their per-call costs are spread over as many frames."""
     raw_dtype: np.dtype[Any]
     bound: int | None
     """A static upper bound of the counts of every input frame (None: float input)."""
@@ -238,7 +277,7 @@ def _new_level(core: Core, index: int) -> Level:
 
 
 def _group_size(core: Core, index: int) -> int:
-    return max(core.group >> index, _BLOCK)
+    return max(core.group, _BLOCK)
 
 
 def _correlate(

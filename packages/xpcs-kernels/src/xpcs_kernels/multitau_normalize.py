@@ -93,18 +93,29 @@ class Normalized:
 
 
 _ONE_HOT_LIMIT = 2**23  # elements of a pixel x bin indicator matrix worth a matrix product
+_ROWS_BUDGET = 2**22  # elements of one (rows, P) float64 temporary of a normalisation call
 
 
-def _per_row_bins(b: BackendProtocol, labels: Array, values: Array, n_bins: int) -> Array:
+def _indicator(b: BackendProtocol, labels: np.ndarray[Any, Any], n_bins: int) -> np.ndarray[Any, Any] | None:
+    """The ``(P, n_bins)`` 0/1 float64 pixel x bin matrix (label 0 in no column), or None
+    where it would be too large to be worth a matrix product, and without a compiler
+    (NumPy's ``bincount`` beats the product there; XLA's scatter-add is slow on CPU)."""
+    if not b.supports_jit or labels.shape[0] * n_bins > _ONE_HOT_LIMIT:
+        return None
+    hit: np.ndarray[Any, Any] = labels[:, None] == np.arange(1, n_bins + 1)[None, :]
+    return hit.astype(np.float64)
+
+
+def _per_row_bins(
+    b: BackendProtocol, labels: Array, values: Array, n_bins: int, indicator: Array | None
+) -> Array:
     """``(R, P)`` values summed per (row, label) -> ``(R, n_bins)`` (label 0 dropped).
 
-    A matrix product with the 0/1 pixel x bin indicator where it is small (scatter-adds are
-    slow on CPU XLA), one offset ``bincount`` otherwise."""
-    rows, n_pix = values.shape[0], values.shape[1]
-    if n_pix * n_bins <= _ONE_HOT_LIMIT:
-        bins = b.arange(1, n_bins + 1, dtype=np.int64)
-        indicator = b.astype(b.reshape(labels, (-1, 1)) == b.reshape(bins, (1, -1)), np.float64)
+    A matrix product with the 0/1 pixel x bin ``indicator`` where there is one (scatter-adds
+    are slow on CPU XLA), one offset ``bincount`` otherwise."""
+    if indicator is not None:
         return b.matmul(values, indicator)
+    rows = values.shape[0]
     offsets = b.reshape(b.arange(rows, dtype=np.int64) * (n_bins + 1), (rows, 1))
     sums = b.bincount(
         b.reshape(offsets + labels, (-1,)), b.reshape(values, (-1,)), length=rows * (n_bins + 1)
@@ -114,16 +125,15 @@ def _per_row_bins(b: BackendProtocol, labels: Array, values: Array, n_bins: int)
 
 @functools.lru_cache(maxsize=64)
 def _normalize_kernel(
-    b: BackendProtocol,
-    n_lags: int,
-    n_static: int,
-    n_dynamic: int,
-    jit: bool,
+    b: BackendProtocol, n_static: int, n_dynamic: int, keep_pixels: bool, jit: bool
 ) -> Callable[..., Any]:
-    """The array work of :func:`normalize` for one level of ``n_lags`` lags (the frame
-    counts and scales are arguments: one compilation serves every level of that many
-    lags and runs of any length). Levels are normalised one at a time, so that the
-    temporary per-pixel arrays are a few ``(n_lags, P)`` ones, not ``(n_delay, P)``."""
+    """The array work of :func:`normalize` for a batch of levels (the frame counts and
+    scales are arguments). :func:`normalize` batches as many levels as keep the per-pixel
+    ``(rows, P)`` temporaries within ``_ROWS_BUDGET`` elements, so the memory stays bounded
+    for large detectors while small ones take one call.
+
+    Bin sums are linear, so the static means come from bin sums of the raw level sums,
+    scaled per row afterwards: the only per-pixel work is the per-pixel g2 of the errors."""
     f64 = np.float64
 
     def kernel(
@@ -134,20 +144,25 @@ def _normalize_kernel(
         occupied: Array,
         s2d: Array,
         per_dyn: Array,
+        ind_static: Array | None,
+        ind_dynamic: Array | None,
     ) -> tuple[Array, ...]:
-        rows_g2, rows_ip, rows_if = [], [], []
-        for products, total, head, tail, pairs, scale in sums:
-            norm = b.reshape(pairs * scale, (n_lags, 1))
-            rows_g2.append(products / (norm * scale))
-            rows_ip.append((b.reshape(total, (1, -1)) - tail) / norm)
-            rows_if.append((b.reshape(total, (1, -1)) - head) / norm)
-        g2p = b.concatenate(rows_g2, axis=0)
-        ip = b.concatenate(rows_ip, axis=0)
-        if_ = b.concatenate(rows_if, axis=0)
-        n_rows = g2p.shape[0]
+        products = b.concatenate([lv[0] for lv in sums], axis=0)  # (R, P)
+        # per row: total of its level, pairs n - tau, scale 2**level * avg
+        totals = b.concatenate(
+            [b.broadcast_to(b.reshape(lv[1], (1, -1)), lv[0].shape) for lv in sums], axis=0
+        )
+        early = totals - b.concatenate([lv[3] for lv in sums], axis=0)  # sum of x[t], t < n - tau
+        late = totals - b.concatenate([lv[2] for lv in sums], axis=0)  # sum of x[t + tau]
+        pairs = b.reshape(b.concatenate([lv[4] for lv in sums]), (-1, 1))
+        scale = b.reshape(b.concatenate([b.broadcast_to(lv[5], lv[4].shape) for lv in sums]), (-1, 1))
+        n_rows = products.shape[0]
+        norm = pairs * scale
         # static bins: means of G2, IP, IF over each bin's pixels (one product for all three)
-        means = _per_row_bins(b, slab, b.concatenate([g2p, ip, if_], axis=0), n_static) / s_counts
-        mean_g2, mean_ip, mean_if = means[:n_rows], means[n_rows : 2 * n_rows], means[2 * n_rows :]
+        binned = _per_row_bins(b, slab, b.concatenate([products, early, late], axis=0), n_static, ind_static)
+        binned = binned / s_counts
+        mean_g2 = binned[:n_rows] / (norm * scale)
+        mean_ip, mean_if = binned[n_rows : 2 * n_rows] / norm, binned[2 * n_rows :] / norm
         denom = mean_ip * mean_if
         g2_static = b.where(denom > 0, mean_g2 / b.where(denom > 0, denom, 1.0), np.nan)
         # dynamic bins: mean over the occupied static bins inside
@@ -155,23 +170,48 @@ def _normalize_kernel(
         occ = b.reshape(occupied, (1, -1))
         undefined = b.logical_and(occ, b.isnan(g2_static))
         g2_occ = b.where(b.logical_and(occ, b.logical_not(undefined)), g2_static, 0.0)
-        both_d = _per_row_bins(b, s2d, b.concatenate([g2_occ, b.astype(undefined, f64)], axis=0), n_dynamic)
+        s2d_ind = b.astype(
+            b.reshape(s2d, (-1, 1)) == b.reshape(b.arange(1, n_dynamic + 1, dtype=np.int64), (1, -1)), f64
+        )
+        both_d = _per_row_bins(
+            b, s2d, b.concatenate([g2_occ, b.astype(undefined, f64)], axis=0), n_dynamic, s2d_ind
+        )  # (small: static bins, not pixels)
         g2 = b.where(both_d[n_rows:] > 0, np.nan, both_d[:n_rows] / per_dyn)
-        # errors: spread of the per-pixel g2 over the pixels of the dynamic bin that have one
-        pix_den = ip * if_
+        # errors: spread of the per-pixel g2 = G2 / (IP IF) = products * pairs / (early * late)
+        # over the pixels of the dynamic bin that have one
+        pix_den = early * late
         defined = pix_den > 0
-        g2_pix = b.where(defined, g2p / b.where(defined, pix_den, 1.0), 0.0)
-        both = _per_row_bins(b, dlab, b.concatenate([b.astype(defined, f64), g2_pix], axis=0), n_dynamic)
+        g2_pix = b.where(defined, products * pairs / b.where(defined, pix_den, 1.0), 0.0)
+        both = _per_row_bins(
+            b, dlab, b.concatenate([b.astype(defined, f64), g2_pix], axis=0), n_dynamic, ind_dynamic
+        )
         n_def, sum_pix = both[:n_rows], both[n_rows:]
         mean = sum_pix / b.where(n_def > 0, n_def, 1.0)
         mean_full = b.concatenate([b.zeros((n_rows, 1)), mean], axis=1)
         dev = b.where(defined, g2_pix - b.take(mean_full, dlab, axis=1), 0.0)
-        ss = _per_row_bins(b, dlab, dev * dev, n_dynamic)
+        ss = _per_row_bins(b, dlab, dev * dev, n_dynamic, ind_dynamic)
         safe = b.where(n_def > 1, n_def, 2.0)
         g2_err = b.where(n_def > 1, b.sqrt(ss / (safe - 1.0) / safe), np.nan)
-        return g2, g2_err, g2_static, g2p, ip, if_
+        if not keep_pixels:
+            return g2, g2_err, g2_static
+        return g2, g2_err, g2_static, products / (norm * scale), early / norm, late / norm
 
     return b.jit(kernel) if jit else kernel
+
+
+def _batches(sums: Sequence[LevelSums], n_pixels: int) -> list[list[LevelSums]]:
+    """Consecutive levels grouped so that each group's rows x pixels stay within the budget
+    (at least one level per group)."""
+    out: list[list[LevelSums]] = []
+    rows = 0
+    for lv in sums:
+        if out and (rows + len(lv.lags)) * n_pixels <= _ROWS_BUDGET:
+            out[-1].append(lv)
+            rows += len(lv.lags)
+        else:
+            out.append([lv])
+            rows = len(lv.lags)
+    return out
 
 
 def normalize(
@@ -198,14 +238,25 @@ def normalize(
             np.where(per_dyn > 0, per_dyn, np.nan).astype(f64),
         )
     )
+    # built once per call, not inside every kernel call
+    indicators = tuple(
+        None if ind is None else xpcs_device.place_on_device(ind)
+        for ind in (_indicator(b, maps.static, maps.n_static), _indicator(b, maps.dynamic, maps.n_dynamic))
+    )
+    kernel = _normalize_kernel(cast(Any, b), maps.n_static, maps.n_dynamic, keep_pixels, jit)
     parts: list[tuple[Array, ...]] = []
-    for lv in sums:
-        kernel = _normalize_kernel(cast(Any, b), len(lv.lags), maps.n_static, maps.n_dynamic, jit)
-        pairs, scale = xpcs_device.place_on_device(
-            (np.asarray([lv.n_frames - t for t in lv.lags], dtype=f64), np.asarray(float(2**lv.level * avg)))
-        )
-        out = kernel(((lv.products, lv.total, lv.head, lv.tail, pairs, scale),), *consts)
-        parts.append(out if keep_pixels else out[:3])
+    for batch in _batches(sums, maps.static.shape[0]):
+        args = []
+        for lv in batch:
+            pairs, scale = xpcs_device.place_on_device(
+                (
+                    np.asarray([lv.n_frames - t for t in lv.lags], dtype=f64),
+                    np.asarray(float(2**lv.level * avg)),
+                )
+            )
+            args.append((lv.products, lv.total, lv.head, lv.tail, pairs, scale))
+        out = kernel(tuple(args), *consts, *indicators)
+        parts.append(out)
     g2, g2_err, g2_static = (b.concatenate([part[i] for part in parts], axis=0) for i in range(3))
     delays = np.asarray([t * 2**lv.level for lv in sums for t in lv.lags], dtype=np.int64)
     _warn_undefined(b, g2_static, maps, what)
