@@ -128,7 +128,9 @@ def _kernel(
     block = min(_BLOCK, n)
     n_blocks = n // block
     f64 = np.float64
-    if not (jit and b.supports_jit):
+    # einsum only where it is NumPy's: a float32 einsum on JAX is a dot, which a GPU may run
+    # in TF32 and round; the loop below stays exact on every device (compiled or not).
+    if not b.supports_jit:
         return _einsum_kernel(b, n, window, lags, compute, pair_dtype)
 
     def kernel(hist: Array, x: Array, products: Array, total: Array) -> tuple[Any, ...]:
@@ -170,9 +172,9 @@ def _einsum_kernel(
     b: BackendProtocol, n: int, window: int, lags: tuple[int, ...], compute: str, pair_dtype: str | None
 ) -> Callable[..., Any]:
     """The same sums without a compiler: one sum-of-products ``einsum`` per lag over the
-    frames (no product temporary), on pixel tiles small enough for the cache. Used when
-    the kernel is not compiled (the NumPy backend, ``jit=False``), where the loop over
-    frame blocks would run in Python."""
+    frames (no product temporary), on pixel tiles small enough for the cache. Used on
+    backends without a compiler (NumPy), where the loop over frame blocks would run in
+    Python."""
     f64 = np.float64
 
     def kernel(hist: Array, x: Array, products: Array, total: Array) -> tuple[Any, ...]:
