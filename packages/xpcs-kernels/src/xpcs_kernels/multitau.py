@@ -51,7 +51,7 @@ pixel in a static bin (its whole column), a static bin without any photon at a d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -482,16 +482,43 @@ def finalize_multitau(
     core = lv.flush(b, state.core, bound, jit=jit)
     sums = lv.level_sums(b, core, jit=jit)
     norm = normalize(b, sums, state.maps, avg=state.avg, keep_pixels=keep_unnormalized, jit=jit)
-    scale = float(state.stride * state.avg) * (1.0 if frame_time is None else float(frame_time))
+    return assemble_result(
+        b,
+        norm,
+        state.segment_results if state.segment_bounds is not None else None,
+        maps=state.maps,
+        segment_bounds=state.segment_bounds,
+        n_frames=state.n_frames,
+        stride=state.stride,
+        avg=state.avg,
+        frame_time=frame_time,
+        lags_per_level=state.lags_per_level,
+    )
 
+
+def assemble_result(
+    b: BackendProtocol,
+    norm: Any,
+    parts: Sequence[Any] | None,
+    *,
+    maps: BinMaps,
+    segment_bounds: tuple[int, ...] | None,
+    n_frames: int,
+    stride: int,
+    avg: int,
+    frame_time: float | None,
+    lags_per_level: int,
+) -> MultitauResult:
+    """The result of the whole run's normalised sums ``norm`` and, with segments, of each
+    segment's (``parts``, truncated to the shortest segment's delays); delays in seconds
+    when ``frame_time`` is given. Shared by the dense and the photon-event paths."""
+    scale = float(stride * avg) * (1.0 if frame_time is None else float(frame_time))
     g2_partial = g2_partial_err = partial_delays = None
-    if state.segment_bounds is not None:
-        parts = state.segment_results
+    if parts is not None:
         n_delay = min(r.delays.shape[0] for r in parts)
         g2_partial = b.stack([r.g2[:n_delay] for r in parts])
         g2_partial_err = b.stack([r.g2_err[:n_delay] for r in parts])
         partial_delays = parts[0].delays[:n_delay].astype(np.float64) * scale
-
     return MultitauResult(
         normalized_g2=norm.g2,
         normalized_g2_err=norm.g2_err,
@@ -504,14 +531,14 @@ def finalize_multitau(
         g2_partial=g2_partial,
         g2_partial_err=g2_partial_err,
         partial_delay_list=partial_delays,
-        segment_bounds=state.segment_bounds,
-        n_frames=state.n_frames,
-        stride=state.stride,
-        avg=state.avg,
+        segment_bounds=segment_bounds,
+        n_frames=n_frames,
+        stride=stride,
+        avg=avg,
         frame_time=frame_time,
-        lags_per_level=state.lags_per_level,
-        static_num_pts=state.maps.static_counts,
-        dynamic_num_pts=state.maps.dynamic_counts,
+        lags_per_level=lags_per_level,
+        static_num_pts=maps.static_counts,
+        dynamic_num_pts=maps.dynamic_counts,
     )
 
 

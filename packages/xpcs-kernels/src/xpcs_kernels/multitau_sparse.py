@@ -18,7 +18,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
-from xpcs_kernels.multitau import MultitauResult, _make_maps, _positive_int
+from xpcs_kernels.multitau import MultitauResult, _make_maps, _positive_int, assemble_result
 from xpcs_kernels.multitau_levels import LevelSums, level_lags
 from xpcs_kernels.multitau_normalize import Normalized, normalize
 from xpcs_kernels.reductions import FrameValueError, segment_bounds
@@ -215,8 +215,7 @@ def multitau_events(
         return normalize(b, sums, maps, avg=avg, keep_pixels=keep, what=what, jit=jit)
 
     bounds = None
-    g2_partial = g2_partial_err = partial_delays = None
-    scale = float(stride * avg) * (1.0 if frame_time is None else float(frame_time))
+    parts = None
     if n_segments > 1:
         bounds = segment_bounds(n_eff, n_segments)
         if n_eff // n_segments < 2:
@@ -224,29 +223,16 @@ def multitau_events(
                 f"segments of {n_eff // n_segments} effective frame(s) have no lag; lower n_segments"
             )
         parts = [run(bounds[s], bounds[s + 1], f"segment {s}", False) for s in range(n_segments)]
-        n_delay = min(r.delays.shape[0] for r in parts)
-        g2_partial = b.stack([r.g2[:n_delay] for r in parts])
-        g2_partial_err = b.stack([r.g2_err[:n_delay] for r in parts])
-        partial_delays = parts[0].delays[:n_delay].astype(np.float64) * scale
     norm = run(0, n_eff, "the run", keep_unnormalized)
-    return MultitauResult(
-        normalized_g2=norm.g2,
-        normalized_g2_err=norm.g2_err,
-        delay_list=norm.delays.astype(np.float64) * scale,
-        delay_frames=norm.delays,
-        static_g2=norm.g2_static,
-        G2=norm.G2,
-        IP=norm.IP,
-        IF=norm.IF,
-        g2_partial=g2_partial,
-        g2_partial_err=g2_partial_err,
-        partial_delay_list=partial_delays,
+    return assemble_result(
+        b,
+        norm,
+        parts,
+        maps=maps,
         segment_bounds=bounds,
         n_frames=n_eff,
         stride=stride,
         avg=avg,
         frame_time=frame_time,
         lags_per_level=dpl,
-        static_num_pts=maps.static_counts,
-        dynamic_num_pts=maps.dynamic_counts,
     )
