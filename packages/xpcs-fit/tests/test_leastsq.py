@@ -3,23 +3,22 @@ simulated Siegert data, NumPy vs JAX, jit, failure flags and bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import HAS_JAX
 from xpcs_fit._solver import solver
 from xpcs_fit.guess import estimate_params
 from xpcs_fit.leastsq import G2Fit, fit_g2
 from xpcs_fit.models import DEFAULT_BOUNDS, PARAM_NAMES
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+pytestmark = pytest.mark.usefixtures("fresh_backend")
+
 MODELS = list(PARAM_NAMES)
 
 DELAY = np.logspace(-5, 0, 48)
@@ -28,19 +27,6 @@ TRUTH = {
     "stretched": [0.25, 3e-3, 0.75, 1.0],
     "double": [0.3, 2e-4, 1.0, 2e-2, 1.0, 0.5, 1.0],
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 @pytest.fixture(scope="module")

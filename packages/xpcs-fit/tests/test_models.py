@@ -3,15 +3,15 @@ differences, NumPy vs JAX, jit."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import HAS_JAX
 from xpcs_fit.models import (
     DEFAULT_BOUNDS,
     PARAM_NAMES,
@@ -24,9 +24,8 @@ from xpcs_fit.models import (
     stretched_exp_func,
 )
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+pytestmark = pytest.mark.usefixtures("fresh_backend")
+
 
 DELAY = np.logspace(-5, 1, 40)
 PARAMS = {
@@ -34,19 +33,6 @@ PARAMS = {
     "stretched": np.array([0.25, 0.02, 0.7, 0.999]),
     "double": np.array([0.3, 1e-3, 1.2, 0.2, 0.8, 0.35, 1.0]),
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 def test_names_and_bounds_agree() -> None:

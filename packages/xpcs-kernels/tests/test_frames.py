@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import HAS_JAX
 from xpcs_kernels import frames
 from xpcs_kernels.frames import FrameSourceError, auto_chunk_frames, frame_count, iter_frame_chunks
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
+pytestmark = pytest.mark.usefixtures("fresh_backend")
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,15 @@ from a brute-force correlation of the frames; seeds, chunking, the raw file and 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import HAS_JAX
 from xpcs_suite.atomic import OutputExistsError
 from xpcs_suite.simulation import (
     SimulationParameters,
@@ -25,16 +24,7 @@ from xpcs_suite.simulation import (
     write_raw_file,
 )
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
 PHYSICS = SimulationParameters(n_frames=600, shape=(48, 56), contrast=0.4, peak_count=2.0, seed=11)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 @pytest.fixture(scope="module")
