@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from xpcs_device.selection import available_backends, reset_backend, use_backend
+from xpcs_device.registry import available_backends
+from xpcs_device.selection import reset_backend, use_backend
 
 __all__ = ["BACKENDS", "HAS_JAX", "backend", "fresh_backend", "needs_jax"]
 
