@@ -3,7 +3,7 @@ kernels (partitions, reductions) and a brute-force multi-tau g2 in plain NumPy."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +11,60 @@ import numpy as np
 import pytest
 
 from xpcs_device import reset_backend
+from xpcs_suite.results import InstrumentFields, MultitauFields, QMapFields, ReductionsFields
 
 SMALL = {"n_frames": 240, "shape": (48, 56), "seed": 3}
 LAGS = np.array([1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64])
 
 
 @pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
+def _no_backend_selected(fresh_backend: None) -> None:
+    """Every test of the suite starts and ends with no backend selected."""
+
+
+@pytest.fixture(scope="session")
+def two_bin_fields() -> Callable[..., dict[str, Any]]:
+    """A factory of the smallest complete :func:`write_result` arguments: bins 1 and 2 of
+    ``roi`` (the same map static and dynamic, q 0.01 and 0.02 1/Å), 3 delays, frame time 1 ms.
+    ``mask`` defaults to all valid, ``image`` to ones, ``g2`` to ones."""
+
+    def make(
+        roi: np.ndarray,
+        *,
+        mask: np.ndarray | None = None,
+        image: np.ndarray | None = None,
+        g2: np.ndarray | None = None,
+        beam_center_px: tuple[float, float] = (1.0, 2.0),
+    ) -> dict[str, Any]:
+        shape = roi.shape
+        qmap = QMapFields(
+            mask=np.ones(shape) if mask is None else mask,
+            dynamic_roi_map=roi,
+            static_roi_map=roi,
+            dynamic_v_list_dim0=[0.01, 0.02],
+            dynamic_v_list_dim1=[0.0],
+            static_v_list_dim0=[0.01, 0.02],
+            static_v_list_dim1=[0.0],
+            dynamic_index_mapping=[0, 1],
+            static_index_mapping=[0, 1],
+            dynamic_num_pts=(2, 1),
+            static_num_pts=(2, 1),
+            beam_center_x_px=beam_center_px[0],
+            beam_center_y_px=beam_center_px[1],
+            detector_distance_m=5.0,
+            pixel_size_m=75e-6,
+        )
+        g2 = np.ones((3, 2)) if g2 is None else g2
+        return {
+            "qmap": qmap,
+            "reductions": ReductionsFields(
+                np.ones(shape) if image is None else image, [2.0, 1.0], np.ones((2, 2)), np.ones((2, 10))
+            ),
+            "instrument": InstrumentFields(1e-3, 10.0, 75e-6, 75e-6, 5.0, *beam_center_px),
+            "multitau": MultitauFields(g2, np.full(g2.shape, 0.01), [1, 2, 4]),
+        }
+
+    return make
 
 
 def brute_force_g2(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,6 @@ from xpcs_suite.plots import (  # noqa: E402
     write_plots,
 )
 from xpcs_suite.results import (  # noqa: E402
-    InstrumentFields,
-    MultitauFields,
-    QMapFields,
-    ReductionsFields,
     read_result,
     write_fit,
     write_result,
@@ -69,8 +66,8 @@ def test_every_plot_is_written(fitted_result: Path, tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path / "png")) == names  # no temporary files left
 
 
-def test_default_folder_is_beside_the_result(tmp_path: Path) -> None:
-    written = write_plots(_two_bin_result(tmp_path / "run7.h5"))
+def test_default_folder_is_beside_the_result(tmp_path: Path, two_bin_result: Path) -> None:
+    written = write_plots(two_bin_result)
     assert {p.parent for p in written} == {tmp_path / "run7_plots"}
     assert sorted(p.name for p in written) == [
         "g2.png",
@@ -88,44 +85,24 @@ def _pixel(fig: Any, ax: Any, x: float, y: float) -> np.ndarray:
     return buffer[int(buffer.shape[0] - py), int(px), :3] / 255.0
 
 
-def _two_bin_result(path: Path) -> Path:
+@pytest.fixture
+def two_bin_result(tmp_path: Path, two_bin_fields: Callable[..., dict[str, Any]]) -> Path:
+    """A result whose left half is bright, bins 1 (top) and 2 (bottom), right columns masked."""
     h, w = 40, 40
     image = np.ones((h, w))
-    image[:, :20] = 100.0  # bright left half
+    image[:, :20] = 100.0
     roi = np.ones((h, w), dtype=np.int32)
-    roi[20:] = 2  # bins: top rows and bottom rows
+    roi[20:] = 2
     mask = np.ones((h, w))
     mask[:, 36:] = 0
     roi[:, 36:] = 0
-    qmap = QMapFields(
-        mask=mask,
-        dynamic_roi_map=roi,
-        static_roi_map=roi,
-        dynamic_v_list_dim0=[0.01, 0.02],
-        dynamic_v_list_dim1=[0.0],
-        static_v_list_dim0=[0.01, 0.02],
-        static_v_list_dim1=[0.0],
-        dynamic_index_mapping=[0, 1],
-        static_index_mapping=[0, 1],
-        dynamic_num_pts=(2, 1),
-        static_num_pts=(2, 1),
-        beam_center_x_px=0.0,
-        beam_center_y_px=0.0,
-        detector_distance_m=5.0,
-        pixel_size_m=75e-6,
-    )
     g2 = np.array([[1.3, 1.2], [1.2, 1.1], [1.1, 1.0]])
-    return write_result(
-        path,
-        qmap=qmap,
-        reductions=ReductionsFields(image, [2.0, 1.0], np.ones((2, 2)), np.ones((2, 10))),
-        instrument=InstrumentFields(1e-3, 10.0, 75e-6, 75e-6, 5.0, 0.0, 0.0),
-        multitau=MultitauFields(g2, np.full((3, 2), 0.01), [1, 2, 4]),
-    )
+    fields = two_bin_fields(roi, mask=mask, image=image, g2=g2, beam_center_px=(0.0, 0.0))
+    return write_result(tmp_path / "run7.h5", **fields)
 
 
-def test_saxs_2d_shows_the_image_and_the_bin_outlines(tmp_path: Path) -> None:
-    result = read_result(_two_bin_result(tmp_path / "r.h5"))
+def test_saxs_2d_shows_the_image_and_the_bin_outlines(two_bin_result: Path) -> None:
+    result = read_result(two_bin_result)
     fig = figure_saxs_2d(result)
     ax = fig.axes[0]
     bright, dim = _pixel(fig, ax, 8, 8), _pixel(fig, ax, 28, 8)
@@ -146,8 +123,8 @@ def test_partition_boundaries() -> None:
     np.testing.assert_array_equal(partition_boundaries(roi), expected)
 
 
-def test_g2_panels_hold_the_data(tmp_path: Path) -> None:
-    result = read_result(_two_bin_result(tmp_path / "r.h5"))
+def test_g2_panels_hold_the_data(two_bin_result: Path) -> None:
+    result = read_result(two_bin_result)
     fig = figure_g2(result)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 2
@@ -167,8 +144,8 @@ def test_tauq_draws_the_diffusion_line(fitted_result: Path) -> None:
     assert any("D = 2e+06" in text.get_text() for text in ax.get_legend().get_texts())
 
 
-def test_tauq_needs_a_fit(tmp_path: Path) -> None:
-    result = read_result(_two_bin_result(tmp_path / "r.h5"))
+def test_tauq_needs_a_fit(two_bin_result: Path) -> None:
+    result = read_result(two_bin_result)
     with pytest.raises(ValueError, match="xpcs fit"):
         figure_tauq(result)
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from xpcs_suite.inputs import InputError
 from xpcs_suite.results import (
     InstrumentFields,
     MultitauFields,
-    QMapFields,
     ReductionsFields,
     read_result,
     write_fit,
@@ -197,41 +197,24 @@ def _snapshot(path: Path) -> dict[str, Any]:
     return out
 
 
-def _minimal_fields(h: int = 6, w: int = 5, k: int = 2) -> dict[str, Any]:
-    roi = np.zeros((h, w), dtype=np.int32)
-    roi[: h // 2] = 1
-    roi[h // 2 :] = 2
-    qmap = QMapFields(
-        mask=np.ones((h, w)),
-        dynamic_roi_map=roi,
-        static_roi_map=roi,
-        dynamic_v_list_dim0=[0.01, 0.02],
-        dynamic_v_list_dim1=[0.0],
-        static_v_list_dim0=[0.01, 0.02],
-        static_v_list_dim1=[0.0],
-        dynamic_index_mapping=[0, 1],
-        static_index_mapping=[0, 1],
-        dynamic_num_pts=(2, 1),
-        static_num_pts=(2, 1),
-        beam_center_x_px=1.0,
-        beam_center_y_px=2.0,
-        detector_distance_m=5.0,
-        pixel_size_m=75e-6,
-    )
-    reductions = ReductionsFields(np.ones((h, w)), np.ones(k), np.ones((2, k)), np.ones((2, 10)))
-    instrument = InstrumentFields(1e-3, 10.0, 75e-6, 75e-6, 5.0, 1.0, 2.0)
-    multitau = MultitauFields(np.ones((3, k)), np.ones((3, k)), [1, 2, 3])
-    return {"qmap": qmap, "reductions": reductions, "instrument": instrument, "multitau": multitau}
+@pytest.fixture
+def minimal_fields(two_bin_fields: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    roi = np.zeros((6, 5), dtype=np.int32)
+    roi[:3] = 1
+    roi[3:] = 2
+    return two_bin_fields(roi)
 
 
-def test_existing_result_is_not_replaced_without_overwrite(tmp_path: Path) -> None:
+def test_existing_result_is_not_replaced_without_overwrite(
+    tmp_path: Path, minimal_fields: dict[str, Any]
+) -> None:
     path = tmp_path / "r.h5"
-    write_result(path, **_minimal_fields())
+    write_result(path, **minimal_fields)
     data = path.read_bytes()
     with pytest.raises(OutputExistsError, match="overwrite"):
-        write_result(path, **_minimal_fields())
+        write_result(path, **minimal_fields)
     assert path.read_bytes() == data
-    write_result(path, **_minimal_fields(), overwrite=True)
+    write_result(path, **minimal_fields, overwrite=True)
     assert read_result(path).g2 is not None
 
 
@@ -252,17 +235,19 @@ def test_existing_result_is_not_replaced_without_overwrite(tmp_path: Path) -> No
         ({"instrument": InstrumentFields(0.0, 10.0, 75e-6, 75e-6, 5.0, 1.0, 2.0)}, "frame_time_s"),
     ],
 )
-def test_inconsistent_sections_write_nothing(tmp_path: Path, change: dict[str, Any], message: str) -> None:
-    fields = {**_minimal_fields(), **change}
+def test_inconsistent_sections_write_nothing(
+    tmp_path: Path, minimal_fields: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    fields = {**minimal_fields, **change}
     with pytest.raises(ValueError, match=message):
         write_result(tmp_path / "r.h5", **fields)
     assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.jax
-def test_jax_arrays_are_written_through_the_adapter(tmp_path: Path) -> None:
+def test_jax_arrays_are_written_through_the_adapter(tmp_path: Path, minimal_fields: dict[str, Any]) -> None:
     jnp = pytest.importorskip("jax.numpy", reason="JAX not installed")
-    fields = _minimal_fields()
+    fields = dict(minimal_fields)
     fields["multitau"] = MultitauFields(jnp.full((3, 2), 1.5), jnp.zeros((3, 2)), jnp.arange(1, 4))
     write_result(tmp_path / "r.h5", **fields)
     r = read_result(tmp_path / "r.h5")
