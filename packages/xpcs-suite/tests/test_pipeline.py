@@ -84,6 +84,33 @@ def test_analyze_twotime_diagonals_match_brute_force(simulated_raw, tmp_path):
     )
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_analyze_stores_the_g2_of_every_static_bin(simulated_raw, tmp_path, backend):
+    """``normalized_g2_static`` (what the jackknife error of D needs) against the level-0
+    definition per static bin, <G2>/(<IP><IF>) over its pixels."""
+    raw, _ = simulated_raw
+    out = tmp_path / "result.h5"
+    analyze(raw, out, AnalysisOptions(backend=backend, **SMALL_OPTIONS))
+    result = read_result(out)
+    with h5py.File(raw, "r") as h5:
+        frames = h5["/entry/data/data"][()]
+    x = frames.reshape(frames.shape[0], -1).astype(np.float64)
+    static = result.static_roi_map.ravel()
+    lags = result.delay_list[result.delay_list <= 8].astype(int)
+    expected = np.full((lags.size, result.q_static.size), np.nan)
+    for i, lag in enumerate(lags):
+        a, b = x[:-lag], x[lag:]
+        for j in range(1, result.q_static.size + 1):
+            pixels = static == j
+            if pixels.any():
+                expected[i, j - 1] = (a[:, pixels] * b[:, pixels]).mean() / (
+                    a[:, pixels].mean() * b[:, pixels].mean()
+                )
+    assert result.g2_static is not None
+    assert result.g2_static.shape == (result.delay_list.size, result.q_static.size)
+    np.testing.assert_allclose(result.g2_static[: lags.size], expected, rtol=1e-10)
+
+
 def test_fit_writes_its_group_and_leaves_the_rest(simulated_raw, tmp_path):
     raw, _ = simulated_raw
     out = tmp_path / "result.h5"

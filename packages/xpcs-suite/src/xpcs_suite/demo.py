@@ -1,10 +1,12 @@
 """``xpcs demo``: simulate Brownian colloids, analyse, fit and plot, and compare with the truth.
 
 Defaults (:data:`DEMO_PARAMETERS`): 1000 frames of 256 x 256 at 1 kHz, D = 2e6 Å²/s,
-contrast 0.3; analysed with 40 logarithmic dynamic q bins (400 static), which keeps the
-spread of q² inside a bin small enough that the single-exponential fit of a bin is not
-biased by it. The raw file is LZF-compressed (:data:`DEMO_RAW_COMPRESSION`): about 40 MB,
-written and read back several times faster than gzip.
+contrast 0.3; analysed with 40 logarithmic dynamic q bins (400 static): the spread of q²
+inside a bin would make D low by 0.12 % (half its error) if ``fit`` did not correct for it,
+and the 10 static bins of each dynamic bin give the jackknife error of D (over 60 seeds the
+z-scores have mean +0.13 and spread 1.07; :mod:`xpcs_suite.jackknife`). The raw file is
+LZF-compressed (:data:`DEMO_RAW_COMPRESSION`): about 40 MB, written and read back several
+times faster than gzip.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class DemoSummary:
             f"  {'contrast':22}{p.contrast:>12.4g}{f'{f.contrast_mean:.4g} ± {f.contrast_std:.2g}':>26}"
             "   (mean, spread over bins)",
             f"  {'bins used for D':22}{'':>12}{f'{f.n_used_for_diffusion} of {f.n_bins}':>26}",
+            f"  {'error of D':22}{f.diffusion_err_method.split(';')[0]}",
             "",
             "  timings (s)     " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()),
             f"  total           {sum(stages.values()):.1f} s",

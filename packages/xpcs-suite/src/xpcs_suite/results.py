@@ -14,7 +14,9 @@ boost_corr use; names, shapes and types were checked against the viewer's reader
 - ``/xpcs/multitau``: ``normalized_g2`` and ``normalized_g2_err`` (n_delay, K),
   ``delay_list`` (n_delay,) **in frames** (the viewer multiplies by ``frame_time ·
   stride_frame · avg_frame``), ``config/stride_frame``, ``config/avg_frame``, optionally
-  ``unnormalized_G2``.
+  ``unnormalized_G2`` and (this project's addition, ignored by the viewer)
+  ``normalized_g2_static`` (n_delay, K_static), the g2 of every static bin, of which each
+  dynamic bin's g2 is the mean: ``xpcs fit`` takes the error of D from it.
 - ``/xpcs/temporal_mean``: ``scattering_2d`` (1, H, W), ``scattering_1d`` (1, K_static),
   ``scattering_1d_segments`` (n_segments, K_static); ``/xpcs/spatial_mean/intensity_vs_time``
   (2, N).
@@ -206,7 +208,8 @@ class QMapFields:
 @dataclass(frozen=True, eq=False)
 class MultitauFields:
     """``/xpcs/multitau``: ``g2`` and ``g2_err`` (n_delay, K dynamic labels), ``delay_list``
-    (n_delay,) in frames of the correlated series; ``unnormalized_G2`` is optional."""
+    (n_delay,) in frames of the correlated series; ``unnormalized_G2`` and ``g2_static``
+    (n_delay, K static labels; written as ``normalized_g2_static``) are optional."""
 
     g2: Any
     g2_err: Any
@@ -214,8 +217,9 @@ class MultitauFields:
     stride_frame: int = 1
     avg_frame: int = 1
     unnormalized_G2: Any = None
+    g2_static: Any = None
 
-    def arrays(self, n_labels: int) -> dict[str, _Array]:
+    def arrays(self, n_labels: int, n_static: int | None = None) -> dict[str, _Array]:
         g2 = _np(self.g2)
         err = _np(self.g2_err)
         delays = _np(self.delay_list, np.float64).ravel()
@@ -232,6 +236,14 @@ class MultitauFields:
         out = {"normalized_g2": g2, "normalized_g2_err": err, "delay_list": delays}
         if self.unnormalized_G2 is not None:
             out["unnormalized_G2"] = _np(self.unnormalized_G2)
+        if self.g2_static is not None:
+            static = _np(self.g2_static)
+            expected = (delays.size, static.shape[-1] if n_static is None else n_static)
+            if static.shape != expected:
+                raise ValueError(
+                    f"g2_static has shape {static.shape}; expected (n_delay, n_static_labels) = {expected}"
+                )
+            out["normalized_g2_static"] = static
         return out
 
 
@@ -415,7 +427,7 @@ def _write_body(
     n_static = int(qmap_arrays["static_index_mapping"].size)
     # Validate every section before writing anything.
     reduction_arrays = reductions.arrays(shape, n_static)
-    multitau_arrays = multitau.arrays(n_dynamic) if multitau is not None else None
+    multitau_arrays = multitau.arrays(n_dynamic, n_static) if multitau is not None else None
     twotime_parts = twotime.arrays(n_dynamic) if twotime is not None else None
 
     _write_instrument(h5, instrument)
@@ -541,7 +553,7 @@ class ResultFile:
     delays in seconds (``delay_list · frame_time · stride · avg``); ``q_dynamic`` and
     ``phi_dynamic`` (K,) the centres of the dynamic labels' grid bins; ``saxs_1d``, ``q_static``
     and ``phi_static`` (K_static,); ``twotime_maps`` maps a dynamic label to its full (N, N)
-    matrix.
+    matrix; ``g2_static`` (n_delay, K_static) is None in files without it (the APS pipeline's).
     """
 
     path: Path
@@ -572,6 +584,7 @@ class ResultFile:
     twotime_g2: _Array | None
     twotime_frame_time_s: float | None
     fits: dict[str, FitGroup]
+    g2_static: _Array | None = None
 
     @property
     def n_dynamic(self) -> int:
@@ -727,4 +740,5 @@ def read_result(path: str | os.PathLike[str], *, load_twotime: bool = True) -> R
             twotime_g2=r.optional("/xpcs/twotime/normalized_g2"),
             twotime_frame_time_s=twotime_t0,
             fits=fits,
+            g2_static=r.optional("/xpcs/multitau/normalized_g2_static"),
         )
