@@ -22,7 +22,9 @@ A second table times the per-bin mean of one ``--mean-size`` squared frame (uint
 uint8 photon counts, float64 for reference) over ``--bins`` ring bins, warm, medians:
 raw ``np.bincount(labels, frame) / num_pts`` (labels already ``intp``, the fastest way to
 call it) against :func:`xpcs_kernels.binning.bin_means` on each backend (JAX: int32
-accumulation where it is exact, the ``auto`` choice, and float64 forced). Goal: <= 5 ms at
+accumulation where it is exact, the ``auto`` choice, and float64 forced) and against
+``BinMap.means`` of a label map prepared once (:func:`xpcs_kernels.binning.prepare_bins`,
+what a stream of frames over one partition runs per frame). Goal: <= 5 ms at
 2048 x 2048 on the 2-core reference machine. Run from the repository root:
 
     python tools/bench/bench_reductions.py [--frames 1000] [--size 1024] [--chunk-frames 32]
@@ -139,7 +141,7 @@ def _median_ms(fn: Callable[[], Any], repeats: int, sync: Callable[[Any], Any]) 
 def bin_mean_table(size: int, n_bins: int, backends: list[str], repeats: int) -> None:
     """Per-bin mean of one frame: raw np.bincount against bin_means on each backend."""
     import xpcs_device
-    from xpcs_kernels.binning import Accumulate, bin_means
+    from xpcs_kernels.binning import Accumulate, bin_means, prepare_bins
 
     labels = ring_labels(size, n_bins)
     num_pts = np.bincount(labels.ravel(), minlength=n_bins + 1)[1:]
@@ -174,6 +176,15 @@ def bin_mean_table(size: int, n_bins: int, backends: list[str], repeats: int) ->
                         f"{name} {mode} differs from np.bincount"
                     )
                     row[f"{name} {mode}"] = _median_ms(ours, repeats, b.block_until_ready)
+                prepared = prepare_bins(lab, n_bins)
+
+                def prep(frm: Any = frm, prepared: Any = prepared) -> Any:
+                    return prepared.means(frm)
+
+                assert np.array_equal(np.asarray(prep()), expected), (
+                    f"{name} prepared differs from np.bincount"
+                )
+                row[f"{name} prepared"] = _median_ms(prep, repeats, b.block_until_ready)
     columns = list(rows["uint16"])
     print(
         f"\nbin mean of one {size}x{size} frame, {n_bins} ring bins; medians of {repeats} (ms); "

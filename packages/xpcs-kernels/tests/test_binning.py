@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xpcs_device import available_backends, reset_backend, use_backend
-from xpcs_kernels.binning import _plan, bin_means, bin_sums, int32_sum_exact
+from xpcs_kernels.binning import BinMap, _plan, bin_means, bin_sums, int32_sum_exact, prepare_bins
 
 HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
 needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
@@ -232,3 +232,117 @@ def test_out_of_range_device_labels_are_dropped(accumulate: str) -> None:
     with use_backend("jax") as b:
         got = np.asarray(bin_sums(b.asarray(labels), b.asarray(values), 3, accumulate=accumulate))  # type: ignore[arg-type]
     assert got.tolist() == [1.0, 100.0, 1000.0]
+
+
+# ------------------------------------------------------------ prepared label maps
+def _brute_means(labels: np.ndarray, values: np.ndarray, n_bins: int) -> np.ndarray:
+    sums = brute_sums(labels, values, n_bins)
+    counts = np.array([int((labels == k).sum()) for k in range(1, n_bins + 1)])
+    out = np.full(sums.shape, np.nan)
+    for k in np.flatnonzero(counts):
+        out[..., k] = [float(v) / counts[k] for v in np.ravel(sums[..., k])]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32, np.bool_, np.float32])
+def test_bin_map_sums_and_means_exact(backend: Any, dtype: Any) -> None:
+    labels = make_labels(12, 10)
+    rng = np.random.default_rng(11)
+    if dtype is np.float32:
+        values = rng.uniform(0, 100, size=(2, *labels.shape)).astype(dtype)
+    else:
+        info = np.iinfo(dtype) if dtype is not np.bool_ else None
+        low, high = (0, 2) if info is None else (int(info.min), int(info.max) + 1)
+        values = rng.integers(low, high, size=(2, *labels.shape), dtype=np.int64).astype(dtype)
+    kept = values.copy(), labels.copy()
+    bm = prepare_bins(labels, K)
+    assert isinstance(bm, BinMap)
+    assert bm.shape == labels.shape
+    assert bm.n_bins == K
+    assert np.array_equal(np.asarray(bm.num_pts), np.bincount(labels.ravel(), minlength=K + 1)[1:])
+    assert bm.largest_bin == int(np.bincount(labels.ravel())[1:].max())
+    # whole-frame int32: integer values on a compiled backend, when the largest bin cannot
+    # overflow (uint32: 23 x (2**32 - 1) can)
+    expect_fast = backend.supports_jit and dtype not in (np.float32, np.uint32)
+    assert bm.whole_frame_int32(dtype) == expect_fast
+    sums, means = bm.sums(values), bm.means(values)
+    if dtype is np.float32:
+        np.testing.assert_allclose(
+            np.asarray(sums), brute_sums(labels, values.astype(np.float64), K), rtol=1e-12
+        )
+    else:
+        assert np.array_equal(as_exact(sums), brute_sums(labels, values, K))
+        np.testing.assert_array_equal(np.asarray(means), _brute_means(labels, values, K))  # NaN: empty bin
+    # identical to the unprepared functions, one frame and a stack
+    assert np.array_equal(np.asarray(sums), np.asarray(bin_sums(labels, values, K)))
+    num_pts = np.asarray(bm.num_pts)
+    np.testing.assert_array_equal(np.asarray(means), np.asarray(bin_means(labels, values, num_pts)))
+    np.testing.assert_array_equal(np.asarray(bm.means(values[0])), np.asarray(means)[0])
+    assert bm.sums(values[:0]).shape == (0, K)
+    assert np.array_equal(values, kept[0])
+    assert np.array_equal(labels, kept[1])
+
+
+def test_bin_map_int32_guard_uses_the_largest_bin(backend: Any) -> None:
+    """uint16 at its maximum: a bin of 32768 pixels sums below 2**31 in int32 over the
+    whole frame; one pixel more and the frame is summed in blocks instead, still exact."""
+    for size, fast in ((32768, True), (32769, False)):
+        labels = np.zeros(size + 5, dtype=np.int32)
+        labels[:size] = 1
+        labels[size:] = 2
+        frame = np.full((2, size + 5), 65535, dtype=np.uint16)
+        bm = prepare_bins(labels, 2)
+        assert bm.whole_frame_int32(np.uint16) == (fast and backend.supports_jit)
+        assert int32_sum_exact(bm.largest_bin, np.uint16) == fast
+        expected = np.array([[size * 65535, 5 * 65535]] * 2)
+        assert np.array_equal(as_exact(bm.sums(frame)).astype(np.int64), expected)
+        np.testing.assert_array_equal(np.asarray(bm.means(frame)), [[65535.0, 65535.0]] * 2)
+        assert np.array_equal(np.asarray(bm.sums(frame, accumulate="float64")), expected.astype(float))
+
+
+@pytest.mark.parametrize("n_bins", [5000, 70000])
+def test_bin_map_many_bins(backend: Any, n_bins: int) -> None:
+    """Many bins: one histogram copy (5000 bins), and 32-bit indices (70000 bins)."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, n_bins + 1, size=(300, 400)).astype(np.int64)
+    values = rng.poisson(4.0, size=(300, 400)).astype(np.uint16)
+    bm = prepare_bins(labels, n_bins)
+    expected = np.bincount(labels.ravel(), values.ravel(), minlength=n_bins + 1)[1:]
+    assert np.array_equal(np.asarray(bm.sums(values)), expected)
+
+
+def test_bin_map_bad_input(backend: Any) -> None:
+    labels = make_labels()
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.n_bins = 0\.\.5"):
+        prepare_bins(labels, 5)
+    with pytest.raises(ValueError, match="labels must lie"):
+        prepare_bins(np.array([[-1, 2]]), 2)
+    with pytest.raises(TypeError, match="integer label map"):
+        prepare_bins(labels.astype(float), K)
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
+        prepare_bins(labels, 0)
+    with pytest.raises(ValueError, match="no pixel"):
+        prepare_bins(np.zeros((0, 3), dtype=np.int32), K)
+    bm = prepare_bins(labels, K)
+    with pytest.raises(ValueError, match="do not end with the label map's shape"):
+        bm.sums(np.zeros((3, 3)))
+    with pytest.raises(TypeError, match="real numbers"):
+        bm.means(np.zeros(labels.shape, dtype=complex))
+    with pytest.raises(ValueError, match="accumulate must be"):
+        bm.sums(np.zeros(labels.shape), accumulate="int64")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match='accumulate="int32" needs integer'):
+        bm.sums(np.zeros(labels.shape), accumulate="int32")
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")
+def test_bin_map_numpy_and_jax_agree() -> None:
+    labels = make_labels(64, 64)
+    values = np.random.default_rng(4).poisson(9.0, size=(3, 64, 64)).astype(np.uint16)
+    results = []
+    for name in ("numpy", "jax"):
+        with use_backend(name):
+            bm = prepare_bins(labels, K)
+            results.append((np.asarray(bm.sums(values)), np.asarray(bm.means(values))))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -602,3 +602,71 @@ def test_phi_bins_as_pysimplemask_assigns_them(name, offset, fold, n_phi):
     with use_backend(name):
         (zero,) = np_(fold_phi(np.array([-offset]), offset, fold))
     assert zero == (0.0 if fold == 1 else 180.0 % (360.0 / fold))
+
+
+# ------------------------------------------------------- remainder without fmod (speed)
+def _mod_cases(m):
+    """Values where a remainder is delicate: multiples of m and their neighbours, tiny and
+    signed zeros, both signs, up to just below 2**52 (no subnormals: XLA on CPU flushes them)."""
+    base = [0.0, -0.0, 1e-300, -1e-300, 1e-20, -1e-20, 0.5, -0.5, 179.99999999999997]
+    for k in (1, 2, 3, 7, 1000, 2**20, 2**40, 2**52 // int(m) - 1):
+        for v in (k * m, -k * m):
+            base += [v, np.nextafter(v, np.inf), np.nextafter(v, -np.inf)]
+    rng = np.random.default_rng(3)
+    base += list(rng.uniform(-4 * m, 4 * m, 400)) + list(rng.uniform(-1e15, 1e15, 100))
+    values = np.array(base)
+    return values[np.abs(values) < 2.0**52]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("m", [360.0, 180.0, 120.0, 90.0, 45.0, 1.0])
+def test_mod_is_numpy_mod_bit_for_bit(name, m):
+    """The arithmetic remainder equals numpy.mod exactly (sign of zero included)."""
+    from xpcs_kernels.partitions import _mod
+
+    values = _mod_cases(m)
+    want = np.mod(values, m)
+    with use_backend(name) as b:
+        for fun in (lambda y: _mod(y, m), b.jit(lambda y: _mod(y, m))):
+            got = np_(fun(b.asarray(values)))
+            assert got.tobytes() == want.tobytes(), values[got != want][:5]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_mod_non_integer_modulus_uses_the_backend_mod(name):
+    from xpcs_kernels.partitions import _mod
+
+    values = _mod_cases(360.0 / 7)
+    with use_backend(name) as b:
+        np.testing.assert_allclose(
+            np_(_mod(b.asarray(values), 360.0 / 7)), np.mod(values, 360.0 / 7), rtol=1e-15
+        )
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_fold_phi_beyond_any_angle_is_nan(name):
+    """|phi| >= 2**50 degrees holds no fraction of a turn: NaN, like a non-finite value."""
+    big = 2.0**50
+    with use_backend(name) as b:
+        out = np_(
+            b.jit(fold_phi, static_argnums=(1, 2))(b.asarray([big, -big, np.nextafter(big, 0), 10.0]), 0.0, 2)
+        )
+        assert np.isnan(out[:2]).all()
+        assert out[2] == np.mod(np.nextafter(big, 0) + 180.0, 180.0)
+        assert out[3] == 10.0
+        with pytest.raises(ValueError, match="phi_offset must be an angle"):
+            fold_phi([0.0], 2.0**50)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_make_partition_counts_huge_phi_with_the_nans(name):
+    q = np.linspace(0.01, 0.02, 12).reshape(3, 4)
+    phi = np.linspace(-170.0, 170.0, 12).reshape(3, 4)
+    phi[1, 2] = 1e300
+    with use_backend(name):
+        with pytest.raises(ValueError, match=r"1 valid pixels have a non-finite .*2\*\*50"):
+            make_partition(q, phi, None, n_q=2, n_phi=2)
+        part = make_partition(q, phi, None, n_q=2, n_phi=2, nan="exclude")
+        roi = np_(part.roi_map)
+        assert roi[1, 2] == 0
+        assert (np.delete(roi.ravel(), 6) > 0).all()

@@ -3,7 +3,7 @@ functions of arrays on the active backend (``xpcs_device.get_backend()``), with 
 placed on the selected device."""
 
 from xpcs_kernels.__about__ import __version__
-from xpcs_kernels.binning import Accumulate, bin_means, bin_sums, int32_sum_exact
+from xpcs_kernels.binning import Accumulate, BinMap, bin_means, bin_sums, int32_sum_exact, prepare_bins
 from xpcs_kernels.constants import HC_KEV_ANGSTROM, wavelength_angstrom, wavenumber_per_angstrom
 from xpcs_kernels.frames import (
     DEFAULT_CHUNK_BYTES,
@@ -107,8 +107,10 @@ __all__ = [
     "relabel_occupied",
     # per-bin sums
     "Accumulate",
+    "BinMap",
     "bin_means",
     "bin_sums",
+    "prepare_bins",
     "int32_sum_exact",
     # frames and reductions
     "DEFAULT_CHUNK_BYTES",

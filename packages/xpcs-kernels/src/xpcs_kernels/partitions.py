@@ -180,19 +180,51 @@ def fold_phi(phi: ArrayLike, phi_offset: float = 0.0, symmetry_fold: int = 1) ->
     fold ``f > 1``.
 
     ``f = 1``: ``φ' = 180 - mod(180 - (φ + phi_offset), 360)``; ``f > 1``:
-    ``φ' = mod(φ + phi_offset + 180, 360/f)``. Non-finite values stay NaN.
+    ``φ' = mod(φ + phi_offset + 180, 360/f)``, with ``numpy.mod`` semantics bit for bit.
+    Non-finite values, and values beyond ``±2**50`` degrees (where a double holds no
+    fraction of a turn), give NaN; ``|phi_offset|`` must stay below ``2**50`` too.
     """
     b = get_backend()
     offset = _check_real("phi_offset", phi_offset)
+    if abs(offset) >= _LARGEST_ANGLE:
+        raise ValueError(f"phi_offset must be an angle in degrees below 2**50 in magnitude, got {offset!r}")
     fold = _check_count("symmetry_fold", symmetry_fold)
     x = b.astype(b.asarray(phi), "float64")
-    finite = b.isfinite(x)
-    safe = b.where(finite, x, 0.0)
+    usable = b.abs(x) < _LARGEST_ANGLE  # False for NaN and inf
+    safe = b.where(usable, x, 0.0)
     if fold == 1:
-        folded = 180.0 - b.mod(180.0 - (safe + offset), 360.0)
+        folded = 180.0 - _mod(180.0 - (safe + offset), 360.0)
     else:
-        folded = b.mod((safe + offset) + 180.0, 360.0 / fold)
-    return b.where(finite, folded, math.nan)
+        folded = _mod((safe + offset) + 180.0, 360.0 / fold)
+    return b.where(usable, folded, math.nan)
+
+
+# Azimuths beyond this many degrees are not angles: |φ + offset ± 180| then stays below
+# 2**52, where floor(|y| / m) * m is exact for an integer m (see _mod).
+_LARGEST_ANGLE = 2.0**50
+
+
+def _mod(y: Array, m: float) -> Array:
+    """``numpy.mod(y, m)`` for a static ``m > 0`` and ``|y| < 2**52``, bit for bit
+    (jittable, elementwise).
+
+    A compiled backend's ``mod`` is one scalar ``fmod`` call per value. For an integer
+    ``m`` (360, and 360/f for every fold f that divides 360) the same bits come from
+    vectorisable arithmetic: ``t = |y| - floor(|y|/m) m`` is exact (the multiple of ``m``
+    is an exact double below 2**53 and the difference a multiple of ``ulp(|y|)`` below
+    ``2 m``); correcting the floor's possible off-by-one is exact too, which gives
+    ``fmod(|y|, m)``. A negative ``y`` then takes ``m - t``, the one rounding that
+    ``numpy.mod`` applies to ``fmod(y, m) + m``. Other ``m`` keep the backend's ``mod``.
+    (Subnormal inputs count as zero where the backend flushes them, as XLA on CPU does.)
+    """
+    b = get_backend()
+    if not float(m).is_integer():
+        return b.mod(y, m)
+    a = b.abs(y)
+    t = a - b.floor(a / m) * m
+    t = b.where(t < 0.0, t + m, t)
+    t = b.where(t >= m, t - m, t)
+    return b.where(b.logical_and(y < 0.0, t != 0.0), m - t, t)
 
 
 def label_values(
@@ -231,9 +263,9 @@ def label_values(
         t = (b.log(safe) - l0) * (n / (math.log(hi) - l0))
     else:
         t = (safe - lo) * (n / (hi - lo))
-    k = b.floor(t)
-    # nearest edge j in [0, n]: the true bin is j - 1 or j (the guess is far better than half a bin)
-    j = b.astype(b.clip(k + (t - k >= 0.5), 0, n), "int32")
+    # nearest edge j in [0, n] (ties either way): the true bin is j or j + 1, since the guess
+    # is far better than half a bin; floor(t + 0.5) vectorises, a separate fraction test did not
+    j = b.astype(b.clip(b.floor(t + 0.5), 0, n), "int32")
     e_j = b.take(edges, j)
     label = b.clip(j + b.astype(safe >= e_j, "int32"), 1, n)  # 1-based; clip closes vmax into bin n
     return b.where(inside, label, 0)
@@ -438,7 +470,8 @@ def _apply_nan_policy(q: Array, phi: Array | None, valid: Array, n_valid: int, n
     """``valid`` without the non-finite pixels, or a ValueError counting them (``nan="raise"``)."""
     b = get_backend()
     q_bad = b.logical_and(valid, b.logical_not(b.isfinite(q)))
-    phi_bad = None if phi is None else b.logical_and(valid, b.logical_not(b.isfinite(phi)))
+    # an azimuth beyond 2**50 degrees is no angle (fold_phi gives NaN): counted with the NaNs
+    phi_bad = None if phi is None else b.logical_and(valid, b.logical_not(b.abs(phi) < _LARGEST_ANGLE))
     bad = q_bad if phi_bad is None else b.logical_or(q_bad, phi_bad)
     n_bad = int(b.count_nonzero(bad))
     if n_bad == 0:
@@ -447,7 +480,7 @@ def _apply_nan_policy(q: Array, phi: Array | None, valid: Array, n_valid: int, n
         n_q_bad = int(b.count_nonzero(q_bad))
         n_phi_bad = 0 if phi_bad is None else int(b.count_nonzero(phi_bad))
         raise ValueError(
-            f"{n_bad} valid pixels have a non-finite (NaN or inf) q or phi "
+            f"{n_bad} valid pixels have a non-finite (NaN or inf) q or phi (or |phi| >= 2**50 degrees) "
             f"({n_q_bad} in q_map, {n_phi_bad} in phi_map); mask them, or pass nan='exclude' to "
             "leave them out of every bin"
         )
