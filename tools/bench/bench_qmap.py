@@ -17,9 +17,11 @@ The ``floor`` columns time merely writing five fresh float64 maps of the same si
 a compiled function returning five broadcasts; NumPy: five ``np.add`` of broadcast
 vectors): no Q-map can be faster. On glibc every allocation of 32 MiB or more is fresh
 ``mmap`` memory whose page faults cost more than the arithmetic; NumPy asks for
-transparent huge pages (``madvise``), XLA does not. ``--retain-freed-memory`` calls glibc's
-``mallopt`` in this process (no ``mmap`` for large blocks, no trimming), so freed memory is
-reused without page faults; the price is a process that keeps its peak memory.
+transparent huge pages (``madvise``), XLA does not. ``--retain-freed-memory`` applies
+:func:`xpcs_device.memory.retain_freed_memory` in this process before any backend starts
+(glibc ``mallopt``: no ``mmap`` for large blocks, no trimming, one arena), so freed memory
+is reused without page faults, for every column of the table (pyFAI and NumPy too); the
+price is a process that keeps its peak memory. The ``peak RSS`` column shows that price.
 
 Targets on a 2-core machine: JAX ≤ 25 ms at 2048², ≤ 100 ms at 4096², ≥ 5x faster than
 pyFAI; the NumPy backend at least as fast as naive NumPy.
@@ -46,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from xpcs_device import use_backend
+from xpcs_device.memory import retain_freed_memory
 from xpcs_kernels.geometry import TransmissionGeometry
 from xpcs_kernels.qmap import compute_qmap
 
@@ -152,14 +155,10 @@ def _floor_numpy(n: int) -> Callable[[], Any]:
     return lambda: [np.add(row[:, None], float(k) * row[None, :]) for k in range(5)]
 
 
-def _retain_freed_memory() -> None:
-    """glibc: serve large blocks from the heap (no mmap) and never trim it (Linux only)."""
-    import ctypes
+def _peak_rss_mib() -> float:
+    import resource
 
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_max = -1, -4
-    if not (libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1)):
-        raise SystemExit("mallopt failed: --retain-freed-memory needs glibc")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _ms(seconds: float | None) -> str:
@@ -180,17 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         "--retain-freed-memory", action="store_true", help="glibc mallopt: reuse freed memory (see above)"
     )
     args = parser.parse_args(argv)
-    if args.retain_freed_memory:
-        _retain_freed_memory()
+    retained = retain_freed_memory() if args.retain_freed_memory else False
+    if args.retain_freed_memory and not retained:
+        raise SystemExit("--retain-freed-memory needs glibc (Linux)")
     has_jax = importlib.util.find_spec("jax") is not None
-    memory = "retained (mallopt)" if args.retain_freed_memory else "glibc default"
+    memory = "retained (xpcs_device.memory)" if retained else "allocator default"
     print(
         f"|q|, phi, qx, qy, qz float64; medians of {args.repeats} (ms); {os.cpu_count()} CPUs; "
         f"load average {os.getloadavg()[0]:.1f}; freed memory {memory}"
     )
     header = (
         f"{'size':>6} {'jax':>9} {'numpy':>9} {'naive':>9} {'pyFAI':>9} {'pyFAI/jax':>9} "
-        f"{'naive/np':>9} {'floor jax':>9} {'floor np':>9} {'compile':>9} {'cached':>9}"
+        f"{'naive/np':>9} {'floor jax':>9} {'floor np':>9} {'compile':>9} {'cached':>9} {'peak RSS':>9}"
     )
     print(header)
     for n in args.sizes:
@@ -209,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{n:>6} {_ms(jax_s)} {_ms(numpy_s)} {_ms(naive_s)} {_ms(pyfai_s)} "
             f"{_ratio(pyfai_s, jax_s):>9} {_ratio(naive_s, numpy_s):>9} {_ms(floor_jax)} {_ms(floor_np)} "
-            f"{_ms(cold)} {_ms(warm)}"
+            f"{_ms(cold)} {_ms(warm)} {_peak_rss_mib():>5.0f} MiB"
         )
     print("floor: writing five fresh float64 maps of that size, nothing computed")
+    print("peak RSS: this process so far (Linux ru_maxrss), all columns included")
     print("compile: first call in a fresh process, empty persistent cache; cached: same, cache warm")
     return 0
 
