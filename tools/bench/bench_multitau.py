@@ -3,7 +3,7 @@
 Not a test: a script that prints tables. Run from the repository root:
 
     python tools/bench/bench_multitau.py [--frames 2000] [--size 256] [--bins 10] [--repeats 3]
-        [--backends numpy jax] [--stream-frames 10000 --stream-size 1024]
+        [--backends numpy jax] [--skip-events] [--stages] [--stream-frames 10000 --stream-size 1024]
 
 1. In-memory table: ``--frames`` frames of ``--size``^2 Poisson(0.05) uint8 counts, ring
    partitions with ``--bins`` dynamic bins (10 static bins each), medians of ``--repeats``
@@ -15,6 +15,10 @@ Not a test: a script that prints tables. Run from the repository root:
      of its queue size, plus its APS normalisation;
    - scikit-beam ``skbeam.core.correlation.multi_tau_auto_corr`` when it is installed.
    Ratios are against the fastest xpcs_kernels row.
+   With ``--stages``, also each backend's dense time split into its stages (median wall
+   and CPU ms): level sums while streaming (``update_multitau``: level 0 and the levels
+   filled so far), the final flush of the upper levels, the lag / head / tail sums, and
+   the APS normalisation.
 2. Streamed mode (``--stream-frames`` > 0): a temporary chunked HDF5 file of
    ``--stream-frames`` x ``--stream-size``^2 uint8 frames is correlated by ``multitau``
    reading it chunk by chunk, in a fresh interpreter per backend; prints pixel x frames
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 import resource
@@ -89,6 +94,47 @@ def _boost_corr_run(frames: np.ndarray[Any, Any], tuned: bool) -> Callable[[], A
     return run
 
 
+def stage_table(
+    frames: np.ndarray[Any, Any], static: Any, dynamic: Any, backends: list[str], repeats: int
+) -> None:
+    """Median wall / CPU ms of each stage of the dense correlator (internal functions)."""
+    import importlib
+
+    import xpcs_device
+
+    mt = importlib.import_module("xpcs_kernels.multitau")
+    lv = importlib.import_module("xpcs_kernels.multitau_levels")
+    nm = importlib.import_module("xpcs_kernels.multitau_normalize")
+    names = ("update (streamed levels)", "flush (upper levels)", "level sums", "normalise")
+    for name in backends:
+        with xpcs_device.use_backend(name) as b:
+
+            def run(b: Any = b) -> list[tuple[float, float]]:
+                marks = [(time.perf_counter(), time.process_time())]
+
+                def mark(x: Any) -> None:
+                    b.block_until_ready(x)
+                    marks.append((time.perf_counter(), time.process_time()))
+
+                state = mt.init_multitau(static, dynamic, n_frames_total=frames.shape[0])
+                state = mt.update_multitau(state, frames)
+                mark([lvl.products for lvl in state.core.levels])
+                core = lv.flush(b, state.core, mt._bound(state), jit=True)
+                mark([lvl.products for lvl in core.levels])
+                sums = lv.level_sums(b, core)
+                mark([s.products for s in sums])
+                mark(nm.normalize(b, sums, state.maps).g2)
+                return [(w1 - w0, c1 - c0) for (w0, c0), (w1, c1) in itertools.pairwise(marks)]
+
+            run()
+            runs = [run() for _ in range(repeats)]
+            print(f"  stages ({name}), median wall / CPU ms:")
+            for i, stage in enumerate(names):
+                wall = statistics.median(r[i][0] for r in runs) * 1e3
+                cpu = statistics.median(r[i][1] for r in runs) * 1e3
+                print(f"    {stage:<26} {wall:8.1f} {cpu:8.1f}")
+
+
 def in_memory_table(args: argparse.Namespace) -> None:
     import xpcs_device
     from xpcs_kernels.multitau import multitau
@@ -148,6 +194,8 @@ def in_memory_table(args: argparse.Namespace) -> None:
     print(f"  {'':<{width}}  {'wall':>10}      {'ratio':>6}  {'CPU (all threads)':>18}")
     for name, (wall, cpu) in rows:
         print(f"  {name:<{width}}  {wall:10.1f} ms   x{wall / ours:6.1f}  {cpu:15.1f} ms")
+    if args.stages:
+        stage_table(frames, static, dynamic, args.backends, args.repeats)
 
 
 def _peak_rss_mib() -> float:
@@ -229,6 +277,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=["numpy", "jax"])
     parser.add_argument("--skip-events", action="store_true")
+    parser.add_argument("--stages", action="store_true", help="also time the dense path's stages")
     parser.add_argument("--stream-frames", type=int, default=0)
     parser.add_argument("--stream-size", type=int, default=1024)
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -255,8 +255,9 @@ def test_exact_for_large_counts(backend: Any) -> None:
 
 
 def test_compute_dtype_boundaries() -> None:
-    """The group accumulator is float32 while every sum stays below 2**24, int32 below
-    2**31, float64 beyond (and for float input): checked at both sides of each limit."""
+    """The group accumulator is int16 while every sum stays below 2**15, float32 below
+    2**24, int32 below 2**31, float64 beyond (and for float input): checked at both sides
+    of each limit."""
     from xpcs_kernels.multitau_levels import compute_dtype
 
     peak2 = 255 * 255
@@ -270,6 +271,12 @@ def test_compute_dtype_boundaries() -> None:
     assert compute_dtype(1, last_f32 // 4, 8, 255) == np.float32
     assert compute_dtype(1, last_f32 // 4 + 1, 8, 255) == np.int32
     assert compute_dtype(0, 8, 8, None) == np.float64
+    # int16 while the sums stay below 2**15 (sparse counts)
+    last_i16 = (2**15 - 1) // 25  # 1310 frames of counts <= 5
+    assert compute_dtype(0, last_i16, 8, 5) == np.int16
+    assert compute_dtype(0, last_i16 + 1, 8, 5) == np.float32
+    assert compute_dtype(1, last_i16 // 4, 8, 5) == np.int16
+    assert compute_dtype(1, last_i16 // 4 + 1, 8, 5) == np.float32
 
 
 @pytest.mark.parametrize("group", [256, 512])
@@ -293,6 +300,21 @@ def test_exact_at_accumulator_limits(backend: Any, group: int) -> None:
     assert_matches(backend, res, ref, pixels=True)
     res_eager = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True, jit=False)
     assert_matches(backend, res_eager, ref, pixels=True)
+
+
+@pytest.mark.parametrize("group", [8, 16])
+def test_exact_at_int16_limit(backend: Any, group: int) -> None:
+    """Counts up to 45 (45**2 * 16 = 32400, just below 2**15): groups of 16 frames (and
+    of 8) take the int16 accumulator at level 0; per-pixel G2 equal to the brute force
+    (an int16 sum that overflowed would wrap and be far off)."""
+    static, dynamic = make_labels(h=3, w=4)
+    rng = np.random.default_rng(7)
+    frames = rng.integers(40, 46, size=(64, 3, 4)).astype(np.uint8)
+    frames[:, 0, 0] = 45  # one pixel exactly at the bound: its lag sums are 16 * 2025 per group
+    ref = brute_force(frames, static, dynamic)
+    _VALID[id(ref)] = static > 0
+    res = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True)
+    assert_matches(backend, res, ref, pixels=True)
 
 
 def test_sparse_pixels_gathered(backend: Any) -> None:

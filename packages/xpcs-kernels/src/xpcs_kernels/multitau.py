@@ -34,10 +34,10 @@ Definitions (``lags_per_level`` = dpl = 4 by default):
   :mod:`xpcs_kernels.reductions`), truncated to the delays of the shortest segment. It
   doubles the work.
 
-Exactness: integer counts are summed exactly: inside a group of frames in float32 when
-the largest count seen so far proves every sum stays below 2**24, in int32 below 2**31,
-in float64 otherwise; the groups are added in float64, so integer data give the exact
-sums of the definitions up to 2**53.
+Exactness: integer counts are summed exactly: inside a group of frames in int16 when the
+largest count seen so far proves every sum stays below 2**15, in float32 below 2**24, in
+int32 below 2**31, in float64 otherwise; the groups are added in float64, so integer
+data give the exact sums of the definitions up to 2**53.
 
 Bad input: labels that are not 2-D integer maps of the same shape, or not nested
 (``check_nested``), or without a pixel in a static bin raise ``ValueError``; frames of
@@ -75,7 +75,7 @@ __all__ = [
     "update_multitau",
 ]
 
-_DEFAULT_GROUP_PIXELS = 2**23  # level-0 group of frames ~ 8 Mi pixel-frames (cache-friendly, few calls)
+_DEFAULT_GROUP_PIXELS = 2**22  # level-0 group of frames ~ 4 Mi pixel-frames (stays in the last-level cache)
 
 
 # ----------------------------------------------------------------------------- helpers

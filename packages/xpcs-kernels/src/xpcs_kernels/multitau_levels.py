@@ -11,13 +11,18 @@ which G2, IP and IF follow at the end (:class:`LevelSums`): the lag-product sum
 the last ``tau`` frames. Sums are float64 (integers exact to 2**53).
 
 Speed: each call of the compiled kernel correlates a group of frames of one level with a
-loop over blocks of 8 frames whose body is one element-wise expression over the pixels
-(all lag products of the block added in registers). XLA's CPU reductions over the frame
-axis are 20-50x slower than this formulation, so there is no reduction over frames at
-all. Integer counts are multiplied and summed in float32 (the fastest multiply-add)
-when a bound on the counts proves the group's sums stay below 2**24, in int32 below
-2**31 (both exact), float64 otherwise. Without a compiler (NumPy) the same sums are one
-``einsum`` per lag over cache-sized pixel tiles instead of the frame-block loop.
+loop over blocks of 16 frames whose body is one element-wise expression over the pixels
+(all lag products of the block added in registers; the accumulators are read and written
+once per block). XLA's CPU reductions over the frame axis are 20-50x slower than this
+formulation, so there is no reduction over frames at all. The block's frames are taken
+in their stored (narrow) dtype and converted row by row inside the fused expression: a
+converted block would be written to memory first. Integer counts are multiplied and
+summed in int16 when a bound on the counts proves the group's sums stay below 2**15
+(twice the SIMD lanes of float32 and half the accumulator bytes; sparse 8-bit data at
+the low levels), in float32 below 2**24, in int32 below 2**31 (all exact), float64
+otherwise. Without a compiler (NumPy) the same sums are one ``einsum`` per lag over
+cache-sized pixel tiles instead of the frame-block loop (int16 is 2x faster than float32
+there too).
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from xpcs_protocol import Array, BackendProtocol
 __all__ = ["LevelSums", "level_lags"]
 
 _INT32_LIMIT = 2**31
+_INT16_LIMIT = 2**15
 _FLOAT32_EXACT = 2**24  # every integer below it is a float32
-_BLOCK = 8  # frames per loop iteration of the kernel
+_BLOCK = 16  # frames per loop iteration of the kernel (the accumulators are read once per block)
+_MIN_GROUP = 8  # frames per kernel call at least (a power of two)
 _NUMPY_TILE = 4096  # pixels per NumPy product pass (a group's tile stays in L2)
 
 
@@ -100,13 +107,14 @@ def store_dtype(level: int, bound: int | None, raw_dtype: np.dtype[Any]) -> np.d
 
 def compute_dtype(level: int, n: int, window: int, bound: int | None) -> np.dtype[Any]:
     """The narrowest exact accumulator of a group of ``n`` frames of ``level`` with counts
-    at most ``bound``: float32 when every lag-product sum, frame sum and pair sum stays
-    below 2**24 (float32 holds every integer there, and its multiply-add is the fastest),
-    int32 when they stay below 2**31, float64 otherwise (and for float input)."""
+    at most ``bound``: int16 when every lag-product sum and frame sum stays below 2**15
+    (half the bytes of float32, and twice its SIMD lanes in XLA and in NumPy's einsum),
+    float32 below 2**24 (float32 holds every integer there, and its multiply-add is the
+    fastest), int32 below 2**31, float64 otherwise (and for float input)."""
     if bound is None:
         return np.dtype(np.float64)
     peak = bound * 2**level
-    for dtype, limit in ((np.float32, _FLOAT32_EXACT), (np.int32, _INT32_LIMIT)):
+    for dtype, limit in ((np.int16, _INT16_LIMIT), (np.float32, _FLOAT32_EXACT), (np.int32, _INT32_LIMIT)):
         if n * peak * peak < limit and (n + window) * peak < limit:
             return np.dtype(dtype)
     return np.dtype(np.float64)
@@ -139,8 +147,10 @@ def _kernel(
 
         def body(i: Any, carry: tuple[Array, Array]) -> tuple[Array, Array]:
             acc, acc_total = carry
-            win = b.astype(b.take(y, i * block + offsets, axis=0, fill_value=0), compute)
-            rows = [win[j] for j in range(block + window)]
+            # rows converted one by one: a converted window would be written to memory
+            # (the gather is not fused), the narrow stored one is 2-4x fewer bytes
+            win = b.take(y, i * block + offsets, axis=0, fill_value=0)
+            rows = [b.astype(win[j], compute) for j in range(block + window)]
             # Rows window .. window + block - 1 are the block's frames; row r - tau is
             # the frame tau earlier. Summed as one expression: fused, no frame reduction.
             outs = []
@@ -178,22 +188,25 @@ def _einsum_kernel(
     f64 = np.float64
 
     def kernel(hist: Array, x: Array, products: Array, total: Array) -> tuple[Any, ...]:
-        y = b.concatenate([hist, b.astype(x, hist.dtype)])  # (window + n, P), oldest first
+        # tile by tile, from the stored frames: no copy of the whole group, and each tile's
+        # frames, accumulators and float64 sums stay in the cache
         p = int(x.shape[1])
-        outs, sums = [], []
+        prod_tiles, total_tiles = [], []
         for start in range(0, p, _NUMPY_TILE):
-            tile = b.astype(y[:, start : start + _NUMPY_TILE], compute)
-            cur = tile[window:]
-            outs.append(
-                b.stack([b.einsum("tp,tp->p", tile[window - tau : window - tau + n], cur) for tau in lags])
-            )
-            sums.append(b.sum(cur, axis=0))
-        products = products + b.astype(b.concatenate(outs, axis=1), f64)
-        total = total + b.astype(b.concatenate(sums), f64)
+            cols = slice(start, start + _NUMPY_TILE)
+            tile = b.concatenate([b.astype(hist[:, cols], compute), b.astype(x[:, cols], compute)])
+            cur = tile[window:]  # (n, tile), oldest first; row r - tau is tau frames earlier
+            sums = b.stack([b.einsum("tp,tp->p", tile[window - tau : window - tau + n], cur) for tau in lags])
+            prod_tiles.append(products[:, cols] + b.astype(sums, f64))
+            total_tiles.append(total[cols] + b.astype(b.einsum("tp->p", cur), f64))  # stays in compute dtype
+        if n >= window:
+            new_hist = b.astype(x[n - window :], hist.dtype)  # a copy: x may be the caller's buffer
+        else:
+            new_hist = b.concatenate([hist[n:], b.astype(x, hist.dtype)])
         pairs = None
         if pair_dtype is not None:
             pairs = b.astype(x[0 : n - 1 : 2], pair_dtype) + b.astype(x[1:n:2], pair_dtype)
-        return products, total, y[n:], pairs
+        return b.concatenate(prod_tiles, axis=1), b.concatenate(total_tiles), new_hist, pairs
 
     return kernel
 
@@ -279,7 +292,7 @@ def _new_level(core: Core, index: int) -> Level:
 
 
 def _group_size(core: Core, index: int) -> int:
-    return max(core.group, _BLOCK)
+    return max(core.group, _MIN_GROUP)
 
 
 def _correlate(
@@ -394,9 +407,17 @@ def _sums_kernel(
     """The products of the wanted lags and the head / tail sums of a level's buffers."""
     f64 = np.float64
 
+    def running(frames: list[Array]) -> list[Array]:
+        # sums of the first 1, 2, ... frames as explicit adds (XLA's CPU cumsum is slow)
+        out = [frames[0]]
+        for frame in frames[1:]:
+            out.append(out[-1] + frame)
+        return out
+
     def kernel(products: Array, head: Array, hist: Array) -> tuple[Array, Array, Array]:
-        head_cum = b.cumsum(b.astype(head, f64), axis=0)  # sums of the first 1..window frames
-        tail_cum = b.cumsum(b.flip(b.astype(hist, f64), axis=0), axis=0)  # of the last 1..window
+        window = int(head.shape[0])
+        head_cum = running([b.astype(head[i], f64) for i in range(window)])  # first 1..window frames
+        tail_cum = running([b.astype(hist[window - 1 - i], f64) for i in range(window)])  # last 1..window
         pick = b.stack([products[r] for r in rows])
         return pick, b.stack([head_cum[t - 1] for t in lags]), b.stack([tail_cum[t - 1] for t in lags])
 

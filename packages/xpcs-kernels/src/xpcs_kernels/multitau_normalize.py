@@ -96,45 +96,61 @@ _ONE_HOT_LIMIT = 2**23  # elements of a pixel x bin indicator matrix worth a mat
 _ROWS_BUDGET = 2**22  # elements of one (rows, P) float64 temporary of a normalisation call
 
 
-def _indicator(b: BackendProtocol, labels: np.ndarray[Any, Any], n_bins: int) -> np.ndarray[Any, Any] | None:
-    """The ``(P, n_bins)`` 0/1 float64 pixel x bin matrix (label 0 in no column), or None
-    where it would be too large to be worth a matrix product, and without a compiler
-    (NumPy's ``bincount`` beats the product there; XLA's scatter-add is slow on CPU)."""
-    if not b.supports_jit or labels.shape[0] * n_bins > _ONE_HOT_LIMIT:
-        return None
-    hit: np.ndarray[Any, Any] = labels[:, None] == np.arange(1, n_bins + 1)[None, :]
-    return hit.astype(np.float64)
+def _use_indicator(b: BackendProtocol, n_pixels: int, n_bins: int) -> bool:
+    """Whether bin sums are a product with a 0/1 pixel x bin matrix: under a compiler and
+    while the matrix is small (XLA's scatter-add is slow on CPU; NumPy's ``bincount``
+    beats the product)."""
+    return b.supports_jit and n_pixels * n_bins <= _ONE_HOT_LIMIT
 
 
-def _per_row_bins(
-    b: BackendProtocol, labels: Array, values: Array, n_bins: int, indicator: Array | None
-) -> Array:
-    """``(R, P)`` values summed per (row, label) -> ``(R, n_bins)`` (label 0 dropped).
+def _indicator(b: BackendProtocol, labels: Array, n_bins: int) -> Array:
+    """The ``(P, n_bins)`` 0/1 float64 pixel x bin matrix (label 0 in no column), built
+    inside the compiled kernel (no host-side construction or transfer per call)."""
+    hit = b.reshape(labels, (-1, 1)) == b.reshape(b.arange(1, n_bins + 1, dtype=np.int64), (1, -1))
+    return b.astype(hit, np.float64)
 
-    A matrix product with the 0/1 pixel x bin ``indicator`` where there is one (scatter-adds
-    are slow on CPU XLA), one offset ``bincount`` otherwise."""
+
+def _row_binner(
+    b: BackendProtocol, labels: Array, n_rows: int, n_bins: int, indicator: Array | None
+) -> Callable[[Array], Array]:
+    """A function summing ``(n_rows, P)`` values per (row, label) -> ``(n_rows, n_bins)``
+    (label 0 dropped): a matrix product with the 0/1 pixel x bin ``indicator`` where there
+    is one, one offset ``bincount`` otherwise (its flat index built once, shared by every
+    operand of the same shape)."""
     if indicator is not None:
-        return b.matmul(values, indicator)
-    rows = values.shape[0]
-    offsets = b.reshape(b.arange(rows, dtype=np.int64) * (n_bins + 1), (rows, 1))
-    sums = b.bincount(
-        b.reshape(offsets + labels, (-1,)), b.reshape(values, (-1,)), length=rows * (n_bins + 1)
-    )
-    return b.reshape(sums, (rows, n_bins + 1))[:, 1:]
+        return lambda values: b.matmul(values, indicator)
+    offsets = b.reshape(b.arange(n_rows, dtype=np.int64) * (n_bins + 1), (n_rows, 1))
+    flat = b.reshape(offsets + labels, (-1,))
+
+    def bins(values: Array) -> Array:
+        sums = b.bincount(flat, b.reshape(values, (-1,)), length=n_rows * (n_bins + 1))
+        return b.reshape(sums, (n_rows, n_bins + 1))[:, 1:]
+
+    return bins
 
 
 @functools.lru_cache(maxsize=64)
 def _normalize_kernel(
-    b: BackendProtocol, n_static: int, n_dynamic: int, keep_pixels: bool, jit: bool
+    b: BackendProtocol,
+    n_static: int,
+    n_dynamic: int,
+    level_rows: tuple[int, ...],
+    matrix_static: bool,
+    matrix_dynamic: bool,
+    keep_pixels: bool,
+    jit: bool,
 ) -> Callable[..., Any]:
-    """The array work of :func:`normalize` for a batch of levels (the frame counts and
-    scales are arguments). :func:`normalize` batches as many levels as keep the per-pixel
-    ``(rows, P)`` temporaries within ``_ROWS_BUDGET`` elements, so the memory stays bounded
-    for large detectors while small ones take one call.
+    """The array work of :func:`normalize` for a batch of levels with ``level_rows`` lags
+    each (the frame counts and scales are arguments). :func:`normalize` batches as many
+    levels as keep the per-pixel ``(rows, P)`` temporaries within ``_ROWS_BUDGET``
+    elements, so the memory stays bounded for large detectors while small ones take one
+    call.
 
-    Bin sums are linear, so the static means come from bin sums of the raw level sums,
-    scaled per row afterwards: the only per-pixel work is the per-pixel g2 of the errors."""
+    Bin sums are linear, so the static means come from bin sums of the raw level sums
+    (the level totals binned once per level, not once per lag), scaled per row
+    afterwards: the only per-pixel work is the per-pixel g2 of the errors."""
     f64 = np.float64
+    row_level = np.repeat(np.arange(len(level_rows)), level_rows)  # the level of each row
 
     def kernel(
         sums: tuple[tuple[Array, Array, Array, Array, Array, Array], ...],
@@ -144,25 +160,27 @@ def _normalize_kernel(
         occupied: Array,
         s2d: Array,
         per_dyn: Array,
-        ind_static: Array | None,
-        ind_dynamic: Array | None,
     ) -> tuple[Array, ...]:
+        ind_static = _indicator(b, slab, n_static) if matrix_static else None
+        ind_dynamic = _indicator(b, dlab, n_dynamic) if matrix_dynamic else None
         products = b.concatenate([lv[0] for lv in sums], axis=0)  # (R, P)
-        # per row: total of its level, pairs n - tau, scale 2**level * avg
-        totals = b.concatenate(
-            [b.broadcast_to(b.reshape(lv[1], (1, -1)), lv[0].shape) for lv in sums], axis=0
-        )
-        early = totals - b.concatenate([lv[3] for lv in sums], axis=0)  # sum of x[t], t < n - tau
-        late = totals - b.concatenate([lv[2] for lv in sums], axis=0)  # sum of x[t + tau]
-        pairs = b.reshape(b.concatenate([lv[4] for lv in sums]), (-1, 1))
+        head = b.concatenate([lv[2] for lv in sums], axis=0)  # sums of the first tau frames
+        tail = b.concatenate([lv[3] for lv in sums], axis=0)  # of the last tau frames
+        totals = b.stack([lv[1] for lv in sums])  # (L, P)
+        pairs = b.reshape(b.concatenate([lv[4] for lv in sums]), (-1, 1))  # n - tau per row
         scale = b.reshape(b.concatenate([b.broadcast_to(lv[5], lv[4].shape) for lv in sums]), (-1, 1))
         n_rows = products.shape[0]
         norm = pairs * scale
-        # static bins: means of G2, IP, IF over each bin's pixels (one product for all three)
-        binned = _per_row_bins(b, slab, b.concatenate([products, early, late], axis=0), n_static, ind_static)
-        binned = binned / s_counts
-        mean_g2 = binned[:n_rows] / (norm * scale)
-        mean_ip, mean_if = binned[n_rows : 2 * n_rows] / norm, binned[2 * n_rows :] / norm
+        # static bins: means of G2, IP = total - tail, IF = total - head over each bin's
+        # pixels, from bin sums of the raw sums (one product per operand rather than one
+        # of their (3R + L, P) concatenation, which would be written to memory first)
+        static_bins = _row_binner(b, slab, n_rows, n_static, ind_static)
+        prod_b, head_b, tail_b = (static_bins(v) / s_counts for v in (products, head, tail))
+        total_b = _row_binner(b, slab, len(sums), n_static, ind_static)(totals) / s_counts
+        total_b = b.take(total_b, b.asarray(row_level), axis=0)
+        mean_g2 = prod_b / (norm * scale)
+        mean_ip = (total_b - tail_b) / norm
+        mean_if = (total_b - head_b) / norm
         denom = mean_ip * mean_if
         g2_static = b.where(denom > 0, mean_g2 / b.where(denom > 0, denom, 1.0), np.nan)
         # dynamic bins: mean over the occupied static bins inside
@@ -173,23 +191,30 @@ def _normalize_kernel(
         s2d_ind = b.astype(
             b.reshape(s2d, (-1, 1)) == b.reshape(b.arange(1, n_dynamic + 1, dtype=np.int64), (1, -1)), f64
         )
-        both_d = _per_row_bins(
-            b, s2d, b.concatenate([g2_occ, b.astype(undefined, f64)], axis=0), n_dynamic, s2d_ind
+        both_d = _row_binner(b, s2d, 2 * n_rows, n_dynamic, s2d_ind)(
+            b.concatenate([g2_occ, b.astype(undefined, f64)], axis=0)
         )  # (small: static bins, not pixels)
         g2 = b.where(both_d[n_rows:] > 0, np.nan, both_d[:n_rows] / per_dyn)
         # errors: spread of the per-pixel g2 = G2 / (IP IF) = products * pairs / (early * late)
         # over the pixels of the dynamic bin that have one
+        level_totals = b.concatenate(
+            [b.broadcast_to(b.reshape(lv[1], (1, -1)), lv[0].shape) for lv in sums], axis=0
+        )  # fused into its users, unlike a gather
+        early, late = level_totals - tail, level_totals - head
         pix_den = early * late
         defined = pix_den > 0
         g2_pix = b.where(defined, products * pairs / b.where(defined, pix_den, 1.0), 0.0)
-        both = _per_row_bins(
-            b, dlab, b.concatenate([b.astype(defined, f64), g2_pix], axis=0), n_dynamic, ind_dynamic
-        )
-        n_def, sum_pix = both[:n_rows], both[n_rows:]
+        dynamic_bins = _row_binner(b, dlab, n_rows, n_dynamic, ind_dynamic)
+        n_def, sum_pix = dynamic_bins(b.astype(defined, f64)), dynamic_bins(g2_pix)
         mean = sum_pix / b.where(n_def > 0, n_def, 1.0)
-        mean_full = b.concatenate([b.zeros((n_rows, 1)), mean], axis=1)
-        dev = b.where(defined, g2_pix - b.take(mean_full, dlab, axis=1), 0.0)
-        ss = _per_row_bins(b, dlab, dev * dev, n_dynamic, ind_dynamic)
+        if ind_dynamic is not None:
+            # each pixel's bin mean as a product (one 1 per row of the indicator: exact);
+            # cheaper than XLA's gather on CPU
+            mean_pix = b.matmul(mean, b.transpose(ind_dynamic))
+        else:
+            mean_pix = b.take(b.concatenate([b.zeros((n_rows, 1)), mean], axis=1), dlab, axis=1)
+        dev = b.where(defined, g2_pix - mean_pix, 0.0)
+        ss = dynamic_bins(dev * dev)
         safe = b.where(n_def > 1, n_def, 2.0)
         g2_err = b.where(n_def > 1, b.sqrt(ss / (safe - 1.0) / safe), np.nan)
         if not keep_pixels:
@@ -238,14 +263,9 @@ def normalize(
             np.where(per_dyn > 0, per_dyn, np.nan).astype(f64),
         )
     )
-    # built once per call, not inside every kernel call
-    indicators = tuple(
-        None if ind is None else xpcs_device.place_on_device(ind)
-        for ind in (_indicator(b, maps.static, maps.n_static), _indicator(b, maps.dynamic, maps.n_dynamic))
-    )
-    kernel = _normalize_kernel(cast(Any, b), maps.n_static, maps.n_dynamic, keep_pixels, jit)
     parts: list[tuple[Array, ...]] = []
-    for batch in _batches(sums, maps.static.shape[0]):
+    n_pixels = maps.static.shape[0]
+    for batch in _batches(sums, n_pixels):
         args = []
         for lv in batch:
             pairs, scale = xpcs_device.place_on_device(
@@ -255,7 +275,17 @@ def normalize(
                 )
             )
             args.append((lv.products, lv.total, lv.head, lv.tail, pairs, scale))
-        out = kernel(tuple(args), *consts, *indicators)
+        kernel = _normalize_kernel(
+            cast(Any, b),
+            maps.n_static,
+            maps.n_dynamic,
+            tuple(len(lv.lags) for lv in batch),
+            _use_indicator(b, n_pixels, maps.n_static),
+            _use_indicator(b, n_pixels, maps.n_dynamic),
+            keep_pixels,
+            jit,
+        )
+        out = kernel(tuple(args), *consts)
         parts.append(out)
     g2, g2_err, g2_static = (b.concatenate([part[i] for part in parts], axis=0) for i in range(3))
     delays = np.asarray([t * 2**lv.level for lv in sums for t in lv.lags], dtype=np.int64)
