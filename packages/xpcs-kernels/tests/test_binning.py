@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import HAS_JAX
 from xpcs_kernels.binning import BinMap, _plan, bin_means, bin_sums, int32_sum_exact, prepare_bins
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+pytestmark = pytest.mark.usefixtures("fresh_backend")
+
 K = 7  # bin 7 stays empty
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 def make_labels(h: int = 9, w: int = 11, seed: int = 1) -> np.ndarray:

@@ -4,16 +4,15 @@ boost_corr (APS)."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import HAS_JAX
 from xpcs_kernels.multitau import (
     MultitauResult,
     delay_list,
@@ -25,9 +24,8 @@ from xpcs_kernels.multitau import (
 from xpcs_kernels.multitau_sparse import multitau_events
 from xpcs_kernels.reductions import FrameValueError
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+pytestmark = pytest.mark.usefixtures("fresh_backend")
+
 RTOL = 1e-12
 
 
@@ -42,19 +40,6 @@ def require_oracle(module: str, reason: str) -> ModuleType:
             pytest.fail(f"XPCS_REQUIRE_ORACLES=1 but the oracle {module!r} is missing ({reason}): {exc}")
     skipped: ModuleType = pytest.importorskip(module, reason=reason)
     return skipped
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 # ------------------------------------------------------------------------------ data

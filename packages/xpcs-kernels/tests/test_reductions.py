@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
 
@@ -12,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import needs_jax
 from xpcs_kernels import frames, reductions
 from xpcs_kernels.frames import iter_frame_chunks
 from xpcs_kernels.reductions import (
@@ -25,24 +24,10 @@ from xpcs_kernels.reductions import (
     update_reductions,
 )
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+pytestmark = pytest.mark.usefixtures("fresh_backend")
+
 RTOL = 1e-12
 K = 6  # bins; bin 6 is left empty on purpose
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 @pytest.fixture(scope="module")
