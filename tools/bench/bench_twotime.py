@@ -12,7 +12,9 @@ reported (the first call of a kernel, with JIT compilation, is a separate warm-u
   ``product="tiles"`` (upper block triangle, GEMM per tile) and ``"whole"`` (one ``Y Y^T`` per
   bin; NumPy's default, a BLAS SYRK), including the normalisation of the uint8 frames;
 - ``sparse``: ``xpcs_kernels.twotime_sparse.twotime_events`` from the events of the same
-  stack (extracting the events is not timed);
+  stack (extracting the events is not timed), with the default per-pixel routing (pairs of
+  events for quiet pixels, dense SYRK columns for busy ones) and forced to pairs only;
+  ``--sweep-rates`` repeats the sparse path (NumPy) at lower occupancies;
 - ``gemm floor``: one float32 ``X X^T`` of the selected pixels per bin with NumPy (BLAS SYRK),
   the arithmetic the dense path cannot avoid.
 
@@ -87,7 +89,44 @@ def boost_runner(frames: np.ndarray[Any, Any], dyn: np.ndarray[Any, Any], sta: n
     return run
 
 
-def main() -> None:
+def sweep_rows(
+    args: argparse.Namespace,
+    dyn: np.ndarray[Any, Any],
+    sta: np.ndarray[Any, Any],
+    sel: np.ndarray[Any, Any],
+    p: int,
+    rng: np.random.Generator,
+) -> list[tuple[str, float, str]]:
+    """The sparse path (NumPy, float32, default routing) at the lower occupancies of ``--sweep-rates``."""
+    from xpcs_device import use_backend
+    from xpcs_kernels.twotime_sparse import twotime_events
+
+    n = args.frames
+    rows = []
+    for rate in args.sweep_rates:
+        sweep = rng.poisson(rate, size=(n, args.size, args.size)).astype(np.uint8).reshape(n, -1)
+        t_sw, p_sw = np.nonzero(sweep * sel[None, :])
+        c_sw = sweep[t_sw, p_sw]
+        per = np.bincount(p_sw, minlength=sweep.shape[1])
+        sw_pairs = int((per * (per + 1) // 2).sum())
+        with use_backend("numpy"):
+
+            def sparse_sweep(t_sw: Any = t_sw, p_sw: Any = p_sw, c_sw: Any = c_sw) -> Any:
+                return twotime_events(t_sw, p_sw, c_sw, n, dyn, sta, dtype=np.float32)
+
+            sparse_sweep()
+            t = median_time(sparse_sweep, args.repeats)
+        rows.append(
+            (
+                f"xpcs sparse numpy f32 occ {t_sw.size / (n * p):.2%}",
+                t,
+                f"{sw_pairs:.2e} pairs, {sw_pairs / t / 1e6:.0f} M pair updates/s",
+            )
+        )
+    return rows
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--size", type=int, default=256)
@@ -96,7 +135,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=["numpy", "jax"])
     parser.add_argument("--skip-boost", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--sweep-rates", type=float, nargs="*", default=[0.02, 0.01, 0.005])
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
 
     from xpcs_device import use_backend
     from xpcs_kernels.twotime import twotime
@@ -158,12 +202,18 @@ def main() -> None:
                     )
                 )
 
-            def sparse() -> Any:
-                return twotime_events(t_ev, p_ev, c_ev, n, dyn, sta, dtype=np.float32)
+            for label, threshold in (("auto", None), ("pairs only", n)):
 
-            sparse()
-            t = median_time(sparse, args.repeats)
-            rows.append((f"xpcs sparse {name} f32", t, f"{pairs / t / 1e6:.0f} M pair updates/s"))
+                def sparse(threshold: int | None = threshold) -> Any:
+                    return twotime_events(
+                        t_ev, p_ev, c_ev, n, dyn, sta, dtype=np.float32, dense_threshold=threshold
+                    )
+
+                sparse()
+                t = median_time(sparse, args.repeats)
+                rows.append((f"xpcs sparse {name} f32 {label}", t, f"{pairs / t / 1e6:.0f} M pair updates/s"))
+
+    rows.extend(sweep_rows(args, dyn, sta, sel, p, rng))
 
     print(f"{'path':<42}{'median s':>10}{'vs boost':>10}  rate")
     for label, t, rate in rows:

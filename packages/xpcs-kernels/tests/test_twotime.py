@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, reset_backend, use_backend
+from xpcs_device import use_backend
+from xpcs_device.testing import HAS_JAX
 from xpcs_kernels.reductions import FrameValueError
 from xpcs_kernels.twotime import TwoTimeMemoryError, multitau_delays, twotime, twotime_memory_bytes
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+pytestmark = pytest.mark.usefixtures("fresh_backend")
+
 RTOL = 1e-12
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 def make_maps(h: int = 7, w: int = 9, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +202,7 @@ def test_ar1_speckle_analytic(backend: Any) -> None:
 @pytest.fixture
 def boost_corr() -> Any:
     if os.environ.get("XPCS_REQUIRE_ORACLES") == "1":
-        import boost_corr as module  # type: ignore[import-untyped]  # must be installed: fail, never skip
+        import boost_corr as module  # type: ignore[import-untyped,unused-ignore]  # must be installed: fail, never skip
 
         return module
     return pytest.importorskip(
@@ -397,3 +382,43 @@ def test_bad_product(backend: Any) -> None:
         twotime(frames, dyn, sta, product="syrk")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs keep_maps=True"):
         twotime(frames, dyn, sta, product="whole", keep_maps=False)
+
+
+@pytest.mark.parametrize(
+    "frame_dtype", [np.uint8, np.int8, np.uint16, np.int32, np.uint64, np.float32, np.float64]
+)
+def test_whole_equals_definition_for_frame_dtypes(backend: Any, frame_dtype: Any) -> None:
+    """product="whole" (NumPy: in-place normalisation and SYRK, row-by-row diagonals) for every
+    kind of frame, from an array and from an iterator of unknown length, against brute force."""
+    dyn, sta = make_maps()
+    frames = make_stack(21, seed=7)
+    frames = frames.astype(frame_dtype)
+    ref = brute_force(frames.astype(np.float64), dyn, sta)
+    seg = np.stack(
+        [diagonal_means(ref[:, s * 7 : (s + 1) * 7, s * 7 : (s + 1) * 7], np.arange(7)) for s in range(3)],
+        axis=1,
+    )
+    for source in (frames, iter(list(frames))):
+        res = twotime(source, dyn, sta, dtype=np.float64, n_segments=3, product="whole", chunk_frames=5)
+        np.testing.assert_allclose(as_np(backend, res.c2), ref, rtol=RTOL)
+        np.testing.assert_allclose(as_np(backend, res.g2), diagonal_means(ref, np.arange(21)), rtol=RTOL)
+        np.testing.assert_allclose(as_np(backend, res.g2_segments), seg, rtol=RTOL)
+
+
+def test_whole_bad_frames(backend: Any) -> None:
+    dyn, sta = make_maps()
+    frames = make_stack(10).astype(np.float32)
+    for bad_value, match in ((np.nan, "NaN values"), (np.inf, "infinite values"), (-2.0, "negative values")):
+        bad = frames.copy()
+        bad[7, 3, 3] = bad_value
+        for source in (bad, iter(list(bad))):
+            with pytest.raises(FrameValueError, match=match + r".*first in frame 7"):
+                twotime(source, dyn, sta, product="whole", chunk_frames=3)
+    signed = frames.astype(np.int16)
+    signed[2, 4, 4] = -1
+    with pytest.raises(FrameValueError, match=r"negative values.*first in frame 2"):
+        twotime(signed, dyn, sta, product="whole")
+    with pytest.raises(ValueError, match="do not match the label maps' shape"):
+        twotime(iter(list(frames[:, :, :-1])), dyn, sta, product="whole")
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        twotime(iter([frames[0]]), dyn, sta, n_segments=1, product="whole")

@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 import pytest
 
-from xpcs_device import available_backends, reset_backend, use_backend
 from xpcs_kernels.reductions import FrameValueError
 from xpcs_kernels.twotime import TwoTimeMemoryError, twotime
-from xpcs_kernels.twotime_sparse import twotime_events
+from xpcs_kernels.twotime_sparse import _radix_order, default_dense_threshold, twotime_events
 
-HAS_JAX = importlib.util.find_spec("jax") is not None and "jax" in available_backends()
-needs_jax = [pytest.mark.jax, pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")]
-BACKENDS = [pytest.param("numpy", id="numpy"), pytest.param("jax", id="jax", marks=needs_jax)]
+pytestmark = pytest.mark.usefixtures("fresh_backend")
+
 RTOL = 1e-12
-
-
-@pytest.fixture(autouse=True)
-def _fresh_backend() -> Iterator[None]:
-    reset_backend()
-    yield
-    reset_backend()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    with use_backend(request.param) as instance:
-        yield instance
 
 
 def make_case(
@@ -148,3 +131,79 @@ def test_bad_events(backend: Any) -> None:
         twotime_events(t, p, c, 21, dyn, sta, bins=[9])
     with pytest.raises(TwoTimeMemoryError, match="memory budget"):
         twotime_events(t, p, c, 21, dyn, sta, memory_budget=100)
+
+
+@pytest.mark.parametrize("threshold", [0, 3, 6, 21])
+def test_dense_threshold_routes_equal_definition(backend: Any, threshold: int) -> None:
+    """All pixels dense (0), all as event pairs (>= n_frames) and mixtures: the same C, g2 and
+    segment g2 as the dense path, with tiny pair blocks (pair_batch) and events out of order."""
+    frames, dyn, sta = make_case(rate=0.5, seed=8)
+    dense = twotime(frames, dyn, sta, dtype=np.float64, n_segments=3)
+    t, p, c = events_of(frames)
+    order = np.random.default_rng(1).permutation(t.size)
+    for batch in (5, 1 << 18):
+        for tt, pp, cc in ((t, p, c), (t[order], p[order], c[order])):
+            res = twotime_events(
+                tt,
+                pp,
+                cc,
+                21,
+                dyn,
+                sta,
+                dtype=np.float64,
+                n_segments=3,
+                dense_threshold=threshold,
+                pair_batch=batch,
+            )
+            for name in ("c2", "g2", "g2_segments"):
+                np.testing.assert_allclose(
+                    np.asarray(backend.to_numpy(getattr(res, name))),
+                    np.asarray(backend.to_numpy(getattr(dense, name))),
+                    rtol=RTOL,
+                    atol=1e-14,
+                )
+
+
+def test_busy_and_quiet_pixels_against_brute_force(backend: Any) -> None:
+    """Pixels of very different rates (some above, some below the default threshold), plain
+    normalisation, against the double loop; keep_maps=False gives the same g2."""
+    rng = np.random.default_rng(3)
+    frames, dyn, _ = make_case(n=40, rate=0.1, seed=4)
+    frames[:, 2:4, :] = rng.poisson(2.0, size=(40, 2, 9)).astype(np.uint8)  # busy rows
+    t, p, c = events_of(frames)
+    res = twotime_events(t, p, c, 40, dyn, normalization="plain", dtype=np.float64, n_segments=2)
+    np.testing.assert_allclose(
+        np.asarray(backend.to_numpy(res.c2)), brute_force_plain(frames, dyn), rtol=RTOL
+    )
+    lean = twotime_events(
+        t, p, c, 40, dyn, normalization="plain", dtype=np.float64, n_segments=2, keep_maps=False
+    )
+    assert lean.c2 is None
+    np.testing.assert_allclose(
+        np.asarray(backend.to_numpy(lean.g2_segments)),
+        np.asarray(backend.to_numpy(res.g2_segments)),
+        rtol=RTOL,
+    )
+
+
+def test_radix_order_is_a_stable_sort() -> None:
+    rng = np.random.default_rng(0)
+    for bound in (7, 1 << 16, (1 << 16) + 3, 1 << 40):
+        key = rng.integers(0, bound, size=5000)
+        np.testing.assert_array_equal(_radix_order(key, bound), np.argsort(key, kind="stable"))
+    assert _radix_order(np.zeros(0, dtype=np.int64), 1).size == 0
+
+
+def test_default_dense_threshold() -> None:
+    assert default_dense_threshold(2000) == 70
+    assert default_dense_threshold(2000, np.float64) > 70
+    assert default_dense_threshold(2000, backend="jax") > default_dense_threshold(2000)
+    assert default_dense_threshold(3) == 1
+
+
+def test_bad_dense_threshold(backend: Any) -> None:
+    frames, dyn, sta = make_case()
+    t, p, c = events_of(frames)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="dense_threshold must be a non-negative integer"):
+            twotime_events(t, p, c, 21, dyn, sta, dense_threshold=bad)  # type: ignore[arg-type]

@@ -5,20 +5,27 @@ diagonals, segments, normalisations ``"aps"`` / ``"plain"``), for photon-sparse 
 as events: frame index, flat pixel index ``row * W + col`` and count (events of the same
 frame and pixel are summed; pixels outside the selected bins are ignored).
 
-The numerator ``sum_p X(p, t1) X(p, t2)`` is a sum over pairs of events on the same
-pixel: events are sorted by (pixel, frame) and, for each offset ``k`` inside a pixel's
-run, every event is paired with the one ``k`` places later (upper triangle, ``t1 <= t2``);
-the pair products are scattered into ``N x N`` per bin with one compiled ``bincount`` per
-batch of ``pair_batch`` pairs. The work is ``sum_p n_p (n_p + 1) / 2`` pair updates
-(``n_p`` events on pixel ``p``) plus ``O(N^2)`` per bin for the normalisation and the
-diagonals, against ``N^2 P`` for dense frames: the occupancy squared, 0.25 % at 5 %
-occupancy. The pair enumeration is index bookkeeping in NumPy on the host; the scatter
-and everything after runs on the active backend.
+The numerator ``sum_p X(p, t1) X(p, t2)`` is split by pixel, each pixel taking the
+cheaper of two exact routes (``n_p`` events on pixel ``p``):
+
+- pixels with at most ``dense_threshold`` events: their pairs of events, ``n_p (n_p + 1) / 2``
+  updates, enumerated on the host by offset ``k`` inside each pixel's run (pixels of similar
+  ``n_p`` padded into one ``(n, pixels)`` block, event-major so that consecutive updates hit
+  nearby rows) and accumulated in float64 with ``np.add.at``;
+- busier pixels: their columns (only those) filled into a dense ``(N, D)`` matrix and multiplied
+  ``X X^T`` on the backend (a BLAS SYRK on NumPy), ``N^2 / 2`` multiply-adds a pixel, which
+  beats ``n_p^2 / 2`` scattered updates once ``n_p`` exceeds a few percent of ``N``
+  (:data:`DENSE_FRACTION`).
+
+So the cost is ``sum_p min(n_p^2, c N^2) / 2`` plus ``O(N^2)`` per bin for the normalisation
+and the diagonals: it scales with the photon pairs at low occupancy and never exceeds the
+dense path's. Everything after the numerator runs on the active backend.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -32,54 +39,70 @@ from xpcs_kernels.twotime import (
     TwoTime,
     _check_budget,
     _check_dtype_arg,
-    _delay_plan,
-    _diagonal_sums,
-    _finish_g2,
+    _host_result,
     _positive_int,
+    _row_diagonal_sums,
     _segment_length,
     _select,
     _Selection,
-    _warn_zero_frames,
     twotime_memory_bytes,
 )
 from xpcs_protocol import Array, BackendProtocol
 
-__all__ = ["twotime_events"]
+__all__ = ["DENSE_FRACTION", "default_dense_threshold", "twotime_events"]
 
-DEFAULT_PAIR_BATCH = 1 << 22
-"""Pairs scattered per compiled call (two int64/float64 arrays of 32 MiB)."""
+DEFAULT_PAIR_BATCH = 1 << 18
+"""Largest block of pair updates generated at once (a few MiB of temporaries, in cache)."""
+
+DENSE_FRACTION = 0.035
+"""Default ``dense_threshold`` as a fraction of the frame count, for float32 on NumPy: a
+pixel's column in a 2-thread BLAS SYRK (``N^2 / 2`` multiply-adds, ~1.1e-11 s each) costs what
+its ``n_p^2 / 2`` pair updates cost (~9e-9 s each, single-threaded, enumeration included) at
+``n_p = N sqrt(1.1e-11 / 9e-9) = 0.035 N`` (measured on a 2-core machine, N = 2000).
+Scaled by ``sqrt(2)`` for float64 and by 2.5 on other backends (XLA has no SYRK and a slower
+GEMM on CPU)."""
+
+BAND = 0.85
+"""Pixels padded into one block have at least ``BAND`` times the events of its busiest pixel
+(bounds the padding waste of the pair enumeration)."""
+
+
+def default_dense_threshold(n_frames: int, dtype: Any = np.float32, backend: str = "numpy") -> int:
+    """Events per pixel above which :func:`twotime_events` uses the dense product for that
+    pixel (see :data:`DENSE_FRACTION`)."""
+    fraction = DENSE_FRACTION * (math.sqrt(2.0) if np.dtype(dtype) == np.float64 else 1.0)
+    if backend != "numpy":
+        fraction *= 2.5
+    return max(1, math.ceil(fraction * n_frames))
 
 
 @functools.lru_cache(maxsize=16)
-def _scatter_kernel(b: BackendProtocol, length: int, jit: bool) -> Callable[..., Any]:
-    def kernel(acc: Array, index: Array, weight: Array) -> Array:
-        return acc + b.bincount(index, weight, length=length)
+def _dense_kernel(b: BackendProtocol, jit: bool) -> Callable[..., Any]:
+    def kernel(xt: Array) -> Array:
+        """``X X^T`` from ``X^T (D, N)`` (one buffer, transposed: NumPy runs it as a SYRK)."""
+        return b.matmul(b.transpose(xt), xt)
 
     return b.jit(kernel) if jit else kernel
 
 
-@functools.lru_cache(maxsize=16)
-def _map_kernel(
-    b: BackendProtocol, n_segments: int, seg_len: int, dtype: str, jit: bool
-) -> Callable[..., Any]:
-    """Upper numerator to the symmetric map, with its diagonal sums and counts."""
+def _ranks(counts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``0 .. c - 1`` for each ``c`` of ``counts``, concatenated."""
+    firsts: np.ndarray[Any, Any] = np.cumsum(counts) - counts
+    ranks: np.ndarray[Any, Any] = np.arange(int(counts.sum())) - np.repeat(firsts, counts)
+    return ranks
 
-    def kernel(upper: Array, n_pix: Array, inv: Array, defined: Array) -> Any:
-        n = upper.shape[0]
-        full = upper + b.transpose(upper)
-        c = b.astype(full * (n_pix * inv[:, None] * inv[None, :]), dtype)
-        ok = defined[:, None] * defined[None, :]
-        vals = b.where(ok > 0, b.astype(c, np.float64), 0.0)
-        sums = [_diagonal_sums(b, vals)[n - 1 :]]
-        counts = [_diagonal_sums(b, ok)[n - 1 :]]
-        for s in range(n_segments):
-            lo, hi = s * seg_len, (s + 1) * seg_len
-            pad = n - seg_len
-            sums.append(b.pad(_diagonal_sums(b, vals[lo:hi, lo:hi])[seg_len - 1 :], (0, pad)))
-            counts.append(b.pad(_diagonal_sums(b, ok[lo:hi, lo:hi])[seg_len - 1 :], (0, pad)))
-        return c, b.stack(sums), b.stack(counts)
 
-    return b.jit(kernel) if jit else kernel
+def _radix_order(key: np.ndarray[Any, Any], bound: int) -> np.ndarray[Any, Any]:
+    """Stable sorting permutation of non-negative integer keys below ``bound``: LSD radix sort
+    by 16-bit digits (NumPy's stable sort of ``uint16`` is a counting sort), ``O(n)`` a digit
+    where a comparison sort of millions of events costs ten times more."""
+    order = np.arange(key.size)
+    shift = 0
+    while shift == 0 or (bound - 1) >> shift:
+        digit = ((key[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+    return order
 
 
 def _int_events(values: Any, name: str) -> np.ndarray[Any, Any]:
@@ -126,33 +149,52 @@ def _check_events(
     return f, p, c64
 
 
-def _pair_batches(
-    run_rem: np.ndarray[Any, Any],
+def _add_pairs(
+    acc: np.ndarray[Any, Any],
+    starts: np.ndarray[Any, Any],
+    counts: np.ndarray[Any, Any],
     frame: np.ndarray[Any, Any],
     value: np.ndarray[Any, Any],
     n: int,
     batch: int,
-) -> Any:
-    """Yields ``(flat index t1 * N + t2, v1 * v2)`` of all same-pixel pairs, in batches."""
-    active = np.arange(frame.size)
-    idx_parts: list[np.ndarray[Any, Any]] = []
-    w_parts: list[np.ndarray[Any, Any]] = []
-    size = 0
-    k = 0
-    while active.size:
-        second = active + k
-        idx_parts.append(frame[active] * n + frame[second])
-        # Self pairs (t1 = t2) count half: the map is the upper part plus its transpose.
-        w_parts.append(value[active] * value[second] * (0.5 if k == 0 else 1.0))
-        size += active.size
-        while size >= batch:
-            idx, wts = np.concatenate(idx_parts), np.concatenate(w_parts)
-            yield idx[:batch], wts[:batch]
-            idx_parts, w_parts, size = [idx[batch:]], [wts[batch:]], idx.size - batch
-        k += 1
-        active = active[run_rem[active] >= k]
-    if size:
-        yield np.concatenate(idx_parts), np.concatenate(w_parts)
+) -> None:
+    """Adds ``v1 v2`` at ``t1 * N + t2`` of ``acc`` (flat ``N x N`` float64) for every pair of
+    events of the same pixel with ``t1 <= t2``; pixel ``i``'s events are
+    ``frame[starts[i] : starts[i] + counts[i]]`` in frame order. Self pairs count half: the
+    numerator is ``acc + acc^T``."""
+    order = np.argsort(-counts, kind="stable")
+    counts, starts = counts[order], starts[order]
+    lo = 0
+    while lo < counts.size and counts[lo] > 0:
+        top = int(counts[lo])
+        # A block: pixels with at least BAND * top events, at most `batch` padded slots.
+        hi = lo + int(np.searchsorted(-counts[lo:], -math.ceil(BAND * top), side="right"))
+        hi = max(lo + 1, min(hi, lo + max(1, batch // top)))
+        n_ev = counts[lo:hi]
+        m = hi - lo
+        # Event-major (top, m) block: row j holds the j-th event of each pixel, so consecutive
+        # updates land in nearby rows of acc (3x the scatter rate of pixel-major order). The
+        # padding (frame 0, value 0) adds 0 to acc[0].
+        j = np.arange(top)[:, None]
+        valid = j < n_ev[None, :]
+        src = np.where(valid, starts[lo:hi][None, :] + j, 0)
+        f = np.where(valid, frame[src], 0)
+        v = np.where(valid, value[src], 0.0)
+        fn = f * n
+        idx = np.empty(top * m, dtype=np.int64)
+        w = np.empty(top * m)
+        for k in range(top):
+            mk = int(np.count_nonzero(n_ev > k))  # pixels with a partner k events later
+            rows = top - k
+            size = rows * mk
+            ii = idx[:size].reshape(rows, mk)
+            ww = w[:size].reshape(rows, mk)
+            np.add(fn[:rows, :mk], f[k:, :mk], out=ii)
+            np.multiply(v[:rows, :mk], v[k:, :mk], out=ww)
+            if k == 0:
+                ww *= 0.5
+            np.add.at(acc, idx[:size], w[:size])
+        lo = hi
 
 
 def _prepare_events(
@@ -164,7 +206,7 @@ def _prepare_events(
     aps: bool,
 ) -> tuple[np.ndarray[Any, Any], ...]:
     """Events of the selected pixels, summed per (pixel, frame), sorted by (column, frame):
-    ``(column, frame, normalised value, frame sums (N, n_bins), events left in the run)``."""
+    ``(column, frame, normalised value, frame sums (N, n_bins))``."""
     h, w = sel.frame_shape
     n_bins = len(sel.bins)
     col_of_pixel = np.full(h * w, -1, dtype=np.int64)
@@ -173,8 +215,17 @@ def _prepare_events(
     keep = (col >= 0) & (c > 0)
     col, f, c = col[keep], f[keep], c[keep]
     # Sort by (column, frame) and sum repeated events; columns are bin by bin contiguous.
-    key, inverse = np.unique(col * n_frames + f, return_inverse=True)
-    c = np.bincount(inverse.ravel(), c, minlength=key.size)
+    key = col * n_frames + f
+    if f.size and bool((f[1:] >= f[:-1]).all()):  # events in frame order (as detectors write them)
+        order = _radix_order(col, sel.n_pixels)
+    else:
+        order = _radix_order(key, sel.n_pixels * n_frames)
+    key, c = key[order], c[order]
+    first = np.ones(key.size, dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    if not first.all():
+        starts = np.flatnonzero(first)
+        key, c = key[starts], np.add.reduceat(c, starts)
     col, f = key // n_frames, key % n_frames
 
     if aps:
@@ -190,15 +241,7 @@ def _prepare_events(
     bin_of = sel.bin_of_col[col].astype(np.int64)
     sums = np.bincount(f * n_bins + bin_of, v, minlength=n_frames * n_bins).reshape(n_frames, n_bins)
 
-    # Position of each event in its pixel's run, counted from the end.
-    new_run = np.ones(col.size, dtype=bool)
-    new_run[1:] = col[1:] != col[:-1]
-    starts = np.flatnonzero(new_run)
-    lengths = np.diff(np.append(starts, col.size))
-    run_end = np.repeat(starts + lengths, lengths)
-    run_rem = run_end - 1 - np.arange(col.size)
-
-    return col, f, v, sums, run_rem
+    return col, f, v, sums
 
 
 def twotime_events(
@@ -218,6 +261,7 @@ def twotime_events(
     keep_maps: bool = True,
     memory_budget: int | None = None,
     pair_batch: int = DEFAULT_PAIR_BATCH,
+    dense_threshold: int | None = None,
     jit: bool = True,
 ) -> TwoTime:
     """Two-time correlation of ``n_frames`` frames given as photon events.
@@ -226,11 +270,26 @@ def twotime_events(
     ``0 .. n_frames-1``, flat pixel index ``row * W + col`` of the label maps, count >= 0).
     The other arguments are those of :func:`xpcs_kernels.twotime.twotime`; ``keep_maps``
     False drops the maps after their diagonals are taken (one bin's map in memory).
+    ``pair_batch``: most pair updates generated at once (bounds the temporaries).
+    ``dense_threshold``: pixels with more events than this go to the dense product
+    (0: all pixels; a value >= ``n_frames``: none); default
+    :func:`default_dense_threshold`. Every choice gives the same result to rounding.
     """
     dt = _check_dtype_arg(dtype)
     n_frames = _positive_int(n_frames, "n_frames")
     n_segments = _positive_int(n_segments, "n_segments")
     pair_batch = _positive_int(pair_batch, "pair_batch")
+    backend_name = xpcs_device.get_backend().name
+    if dense_threshold is None:
+        dense_threshold = default_dense_threshold(n_frames, dt, backend_name)
+    elif (
+        isinstance(dense_threshold, bool)
+        or not isinstance(dense_threshold, int | np.integer)
+        or dense_threshold < 0
+    ):
+        raise ValueError(
+            f"dense_threshold must be a non-negative integer (events per pixel), got {dense_threshold!r}"
+        )
     seg_len = _segment_length(n_frames, n_segments)
     sel = _select(dynamic_labels, static_labels, bins, normalization)
     h, w = sel.frame_shape
@@ -241,55 +300,78 @@ def twotime_events(
             n_frames, 0, n_bins if keep_maps else 1, dt, n_segments=n_segments, block_frames=n_frames
         )
         + 4 * n_frames * n_frames * 8
+        + n_frames * max(sel.num_pts) * dt.itemsize  # the dense columns of one bin
     )
     _check_budget(needed, memory_budget, f"{n_bins} bins, {n_frames} frames, events")
 
-    col, f, v, sums, run_rem = _prepare_events(sel, f, p, c, n_frames, normalization == "aps")
+    col, f, v, sums = _prepare_events(sel, f, p, c, n_frames, normalization == "aps")
     defined = sums > 0
-    _warn_zero_frames(~defined, sel.bins, 0)
-    bin_of = sel.bin_of_col[col].astype(np.int64)
-
-    b = xpcs_device.get_backend()
-    place = xpcs_device.place_on_device
-    scatter = _scatter_kernel(cast(Any, b), n_frames * n_frames, jit)
-    finish = _map_kernel(cast(Any, b), n_segments, seg_len, dt.name, jit)
-    bin_edges = np.searchsorted(bin_of, np.arange(n_bins + 1))
-    maps: list[Array] = []
-    sum_acc = np.zeros((n_bins, n_segments + 1, n_frames))
-    count_acc = np.zeros_like(sum_acc)
-    for k in range(n_bins):
-        lo, hi = int(bin_edges[k]), int(bin_edges[k + 1])
-        upper = b.zeros(n_frames * n_frames)
-        for idx, wts in _pair_batches(run_rem[lo:hi], f[lo:hi], v[lo:hi], n_frames, pair_batch):
-            m = idx.size
-            # A fixed batch shape (one compilation); padding points past the end and is dropped.
-            index = np.full(pair_batch, n_frames * n_frames, dtype=np.int64)
-            weight = np.zeros(index.size)
-            index[:m], weight[:m] = idx, wts
-            upper = scatter(upper, place(index), place(weight))
-        col_sum = sums[:, k]
-        inv = np.where(defined[:, k], 1.0 / np.where(defined[:, k], col_sum, 1.0), np.nan)
-        c2, s_k, n_k = finish(
-            b.reshape(upper, (n_frames, n_frames)),
-            place(np.asarray(float(sel.num_pts[k]))),
-            place(inv),
-            place(defined[:, k].astype(np.float64)),
-        )
-        sum_acc[k] = np.asarray(b.to_numpy(s_k))
-        count_acc[k] = np.asarray(b.to_numpy(n_k))
-        if keep_maps:
-            maps.append(c2)
-
-    full, seg_delays = _delay_plan(delays, n_frames, seg_len, lags_per_level)
-    g2, g2_seg = _finish_g2(b, sum_acc, count_acc, full, seg_delays)
-    return TwoTime(
-        c2=b.stack(maps) if keep_maps else None,
-        g2=g2,
-        g2_segments=g2_seg,
-        delays=b.asarray(full),
-        segment_delays=b.asarray(seg_delays),
-        bins=sel.bins,
-        segment_bounds=tuple(s * seg_len for s in range(n_segments + 1)),
-        n_frames=n_frames,
-        num_pts=sel.num_pts,
+    # As on the dense path, the values are scaled to y = X sqrt(P_d) / S_d(t) (0 where S_d(t)
+    # = 0): C is then the bare sum of y1 y2 over the pairs.
+    scale = np.where(
+        defined, np.sqrt(np.asarray(sel.num_pts, dtype=np.float64)) / np.where(defined, sums, 1.0), 0.0
     )
+    y = v * scale[f, sel.bin_of_col[col]]
+    b = xpcs_device.get_backend()
+    maps, sum_acc = _numerators(
+        b, sel, col, f, y, n_frames, dt, keep_maps, dense_threshold, pair_batch, seg_len, n_segments, jit
+    )
+    return _host_result(b, sel, maps, sum_acc, defined, n_segments, delays, lags_per_level, 0)
+
+
+def _numerators(
+    b: BackendProtocol,
+    sel: _Selection,
+    col: np.ndarray[Any, Any],
+    f: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
+    n_frames: int,
+    dt: np.dtype[Any],
+    keep_maps: bool,
+    dense_threshold: int,
+    pair_batch: int,
+    seg_len: int,
+    n_segments: int,
+    jit: bool,
+) -> tuple[np.ndarray[Any, Any] | None, np.ndarray[Any, Any]]:
+    """Bin by bin, C from the scaled events ``y`` sorted by (column, frame): the maps
+    ``(n_bins, N, N)`` in ``dt`` (None without ``keep_maps``) and their diagonal sums."""
+    n_bins = len(sel.bins)
+    place = xpcs_device.place_on_device
+    dense_kernel = _dense_kernel(cast(Any, b), jit)
+    col_starts = np.searchsorted(col, np.arange(sel.n_pixels + 1))  # each pixel's events: one run
+    maps = np.empty((n_bins if keep_maps else 1, n_frames, n_frames), dtype=dt)
+    acc = np.empty(n_frames * n_frames)
+    sum_acc = np.zeros((n_bins, n_segments + 1, n_frames))
+    for k in range(n_bins):
+        starts = col_starts[sel.col_bounds[k] : sel.col_bounds[k + 1]]
+        counts = col_starts[sel.col_bounds[k] + 1 : sel.col_bounds[k + 1] + 1] - starts
+        busy = counts > dense_threshold
+        quiet = ~busy & (counts > 0)
+        target = maps[k if keep_maps else 0]
+        if quiet.any():
+            acc.fill(0.0)
+            _add_pairs(acc, starts[quiet], counts[quiet], f, y, n_frames, pair_batch)
+            upper = acc.reshape(n_frames, n_frames)
+            np.add(upper, upper.T, out=target)  # upper part plus its transpose (self pairs counted half)
+        if busy.any():
+            # The busy pixels' columns, dense: Y Y^T on the backend (BLAS SYRK on NumPy), filled
+            # as (D, N): the events are in (column, frame) order, so the writes are sequential.
+            cols = np.flatnonzero(busy)
+            ev = np.repeat(starts[cols], counts[cols]) + _ranks(counts[cols])
+            xt = np.zeros(cols.size * n_frames, dtype=dt)
+            xt[np.repeat(np.arange(cols.size) * n_frames, counts[cols]) + f[ev]] = y[ev]
+            xt = xt.reshape(cols.size, n_frames)
+            if b.name == "numpy" and not quiet.any():
+                np.matmul(xt.T, xt, out=target)  # the SYRK straight into the map
+            elif quiet.any():
+                target += np.asarray(b.to_numpy(dense_kernel(place(xt))))
+            else:
+                target[...] = np.asarray(b.to_numpy(dense_kernel(place(xt))))
+        elif not quiet.any():
+            target.fill(0.0)
+        if not keep_maps:
+            sum_acc[k] = _row_diagonal_sums(maps, seg_len, n_segments)[0]
+    if not keep_maps:
+        return None, sum_acc
+    return maps, _row_diagonal_sums(maps, seg_len, n_segments)
