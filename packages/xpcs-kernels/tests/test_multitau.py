@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from xpcs_device import use_backend
 from xpcs_device.testing import HAS_JAX
+from xpcs_kernels import multitau_sparse
 from xpcs_kernels.multitau import (
     MultitauResult,
     delay_list,
@@ -480,7 +482,13 @@ def test_equals_boost_corr(backend: Any, tmp_path: Any) -> None:
 
 
 # ------------------------------------------------------------------------------ sparse
-def test_events_equal_dense(backend: Any) -> None:
+@pytest.mark.parametrize("route", ["events", "dense", "dense_chunked"])
+def test_events_equal_dense(backend: Any, route: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both routes of multitau_events (photon pairs, or dense frames built from the events,
+    here also in chunks of 7 frames) against the dense path on the frames themselves."""
+    occupancy = np.inf if route == "events" else 0.0
+    if route == "dense_chunked":
+        monkeypatch.setattr(multitau_sparse, "_CHUNK_ELEMENTS", 7 * 8 * 9)
     static, dynamic = make_labels(h=8, w=9)
     rng = np.random.default_rng(5)
     frames = (rng.random((130, 8, 9)) < 0.08).astype(np.uint8) * rng.integers(1, 4, size=(130, 8, 9)).astype(
@@ -507,6 +515,7 @@ def test_events_equal_dense(backend: Any) -> None:
             static_labels=static,
             dynamic_labels=dynamic,
             keep_unnormalized=True,
+            dense_occupancy=occupancy,
             **kw,
         )
         np.testing.assert_array_equal(sparse.delay_frames, dense.delay_frames)
@@ -533,6 +542,47 @@ def test_events_bad_input(backend: Any) -> None:
         multitau_events([1, 2], [3], [1], **kw)
     with pytest.raises(ValueError, match="at least 2"):
         multitau_events([0], [3], [1], n_frames=1, static_labels=static, dynamic_labels=dynamic)
+    for bad in (-0.1, np.nan):
+        with pytest.raises(ValueError, match="dense_occupancy"):
+            multitau_events([1], [3], [1], dense_occupancy=bad, **kw)
+
+
+def test_events_route_by_occupancy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default route: photon pairs below DENSE_OCCUPANCY, dense frames above it."""
+    static, dynamic = make_labels(h=8, w=9)
+    routes: list[str] = []
+    monkeypatch.setattr(
+        multitau_sparse, "_dense_chunks", _spy(multitau_sparse._dense_chunks, routes, "dense")
+    )
+    monkeypatch.setattr(multitau_sparse, "_level_sums", _spy(multitau_sparse._level_sums, routes, "events"))
+    n_pixels = int(np.count_nonzero(static))
+    n_frames = 400
+    for occupancy in (0.5 * multitau_sparse.DENSE_OCCUPANCY, 4 * multitau_sparse.DENSE_OCCUPANCY):
+        n_events = max(2, int(occupancy * n_frames * n_pixels))
+        rng = np.random.default_rng(1)
+        cells = rng.choice(n_frames * 72, size=n_events, replace=False)
+        frame, pixel = cells // 72, cells % 72
+        keep = static.ravel()[pixel] > 0
+        with warnings.catch_warnings():  # so few photons leave delays empty: NaN g2, warned
+            warnings.simplefilter("ignore", RuntimeWarning)
+            multitau_events(
+                frame[keep],
+                pixel[keep],
+                np.ones(int(keep.sum())),
+                n_frames=n_frames,
+                static_labels=static,
+                dynamic_labels=dynamic,
+            )
+    assert routes[0] == "events"
+    assert routes[-1] == "dense"
+
+
+def _spy(fn: Any, log: list[str], name: str) -> Any:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        log.append(name)
+        return fn(*args, **kwargs)
+
+    return wrapped
 
 
 # --------------------------------------------------------------------------- bad input
