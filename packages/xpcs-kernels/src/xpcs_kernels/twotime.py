@@ -637,6 +637,16 @@ def _segment_length(n_frames: int, n_segments: int) -> int:
     return n_frames // n_segments
 
 
+def _check_chunk(sel: _Selection, chunk: Any, offset: int) -> None:
+    """Refuse a chunk whose frame shape or dtype does not fit (``offset``: its first frame)."""
+    if tuple(chunk.shape[1:]) != sel.frame_shape:
+        raise ValueError(
+            f"frames of shape {tuple(chunk.shape[1:])} (chunk at frame {offset}) do not match the "
+            f"label maps' shape {sel.frame_shape}; the partition must be made for this detector"
+        )
+    _check_dtype(chunk.dtype, f"the chunk at frame {offset}")
+
+
 def _normalised_chunks(
     b: BackendProtocol, sel: _Selection, chunks: Iterable[Any], aps: bool, dt: np.dtype[Any], jit: bool
 ) -> Iterator[tuple[Array, np.ndarray[Any, Any]]]:
@@ -654,12 +664,7 @@ def _normalised_chunks(
     pix = place(sel.pix)
     offset = 0
     for chunk in chunks:
-        if tuple(chunk.shape[1:]) != sel.frame_shape:
-            raise ValueError(
-                f"frames of shape {tuple(chunk.shape[1:])} (chunk at frame {offset}) do not match the "
-                f"label maps' shape {sel.frame_shape}; the partition must be made for this detector"
-            )
-        _check_dtype(chunk.dtype, f"the chunk at frame {offset}")
+        _check_chunk(sel, chunk, offset)
         x, sums, total, lowest = kernel(place(chunk), pix)
         if not math.isfinite(float(b.to_numpy(total))) or float(b.to_numpy(lowest)) < 0:
             selected = np.asarray(chunk).reshape(chunk.shape[0], -1)[:, sel.pix]
@@ -743,12 +748,7 @@ def _numpy_whole(
     s = np.empty((known, n_bins)) if known is not None else None
     offset = 0
     for chunk in chunks:
-        if tuple(chunk.shape[1:]) != sel.frame_shape:
-            raise ValueError(
-                f"frames of shape {tuple(chunk.shape[1:])} (chunk at frame {offset}) do not match the "
-                f"label maps' shape {sel.frame_shape}; the partition must be made for this detector"
-            )
-        _check_dtype(chunk.dtype, f"the chunk at frame {offset}")
+        _check_chunk(sel, chunk, offset)
         m = int(chunk.shape[0])
         if y is not None and s is not None:
             _numpy_normalise_into(sel, chunk, y[offset : offset + m], s[offset : offset + m], aps, offset)
