@@ -57,7 +57,7 @@ import numpy as np
 
 import xpcs_device
 from xpcs_fit import diagnostics
-from xpcs_fit.leastsq import G2Fit, fit_g2, resolve_bounds
+from xpcs_fit.leastsq import G2Fit, _as_float_array, _check_delay, fit_g2, resolve_bounds
 from xpcs_fit.models import PARAM_NAMES, check_model
 
 __all__ = ["G2Posterior", "JaxBackendRequiredError", "fit_g2_bayes"]
@@ -176,22 +176,9 @@ def _require_jax() -> Any:
     return backend
 
 
-def _float_array(value: Any, name: str) -> FloatArray:
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    return np.array(arr, dtype=np.float64)  # a copy: inputs are never modified
-
-
 def _check_data(delay: Any, g2: Any, g2_err: Any) -> tuple[FloatArray, FloatArray, FloatArray]:
-    t = _float_array(delay, "delay")
-    if t.ndim != 1 or t.size == 0:
-        raise ValueError(f"delay must be a 1-D array of delays in seconds, got shape {t.shape}")
-    if not np.all(np.isfinite(t)) or np.any(t <= 0):
-        raise ValueError("delay must be positive and finite (seconds); drop the zero lag")
-    if np.any(np.diff(t) <= 0):
-        raise ValueError("delay must be strictly increasing (a multi-tau delay list)")
-    y = _float_array(g2, "g2")
+    t = _check_delay(delay)
+    y = _as_float_array(g2, "g2")
     y = y[:, None] if y.ndim == 1 else y
     if y.ndim != 2 or y.shape[0] != t.size or y.shape[1] == 0:
         raise ValueError(
@@ -199,7 +186,7 @@ def _check_data(delay: Any, g2: Any, g2_err: Any) -> tuple[FloatArray, FloatArra
         )
     if g2_err is None:
         raise ValueError("g2_err is required: the likelihood is Gaussian with standard deviation g2_err")
-    err = _float_array(g2_err, "g2_err")
+    err = _as_float_array(g2_err, "g2_err")
     err = err[:, None] if err.ndim == 1 else err
     if err.shape != y.shape:
         raise ValueError(f"g2_err must have the shape of g2 {np.shape(g2)}, got {np.shape(g2_err)}")
@@ -260,7 +247,7 @@ def _given_values(
     values = np.full((n_bins, len(names)), np.nan)
     given = np.zeros(len(names), dtype=bool)
     for name, value in init.items():
-        col = _float_array(value, f"init[{name!r}]")
+        col = _as_float_array(value, f"init[{name!r}]")
         if col.ndim == 0:
             col = np.full(n_bins, float(col))
         if col.shape != (n_bins,):
