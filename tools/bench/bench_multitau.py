@@ -8,7 +8,9 @@ Not a test: a script that prints tables. Run from the repository root:
 1. In-memory table: ``--frames`` frames of ``--size``^2 Poisson(0.05) uint8 counts, ring
    partitions with ``--bins`` dynamic bins (10 static bins each), medians of ``--repeats``
    runs after a warm-up (compilation excluded) of:
-   - ``xpcs_kernels.multitau.multitau`` on each backend (dense frames);
+   - ``xpcs_kernels.multitau.multitau`` on each backend (dense frames), by default (the
+     compiled CPU loops where numba is installed and the device is a CPU) and, for
+     comparison, with ``compiled=False`` (array operations only);
    - ``xpcs_kernels.multitau_sparse.multitau_events`` on the photon events of the stack;
    - boost_corr ``MultitauCorrelator`` on CPU torch with its defaults (auto queue sized for
      36 GB) and with a tuned queue (``queue_size=64, auto_queue=False``), fed in batches
@@ -137,6 +139,7 @@ def stage_table(
 
 def in_memory_table(args: argparse.Namespace) -> None:
     import xpcs_device
+    from xpcs_kernels.compiled import use_compiled
     from xpcs_kernels.multitau import multitau
     from xpcs_kernels.multitau_sparse import multitau_events
 
@@ -162,7 +165,15 @@ def in_memory_table(args: argparse.Namespace) -> None:
                 )
                 return b.block_until_ready(res.normalized_g2)
 
-            rows.append((f"xpcs_kernels multitau ({name}, dense)", _median_ms(dense, args.repeats)))
+            def dense_array(b: Any = b) -> Any:
+                return b.block_until_ready(multitau(frames, static, dynamic, compiled=False).normalized_g2)
+
+            path = "compiled loops" if use_compiled(None) else "array ops"
+            rows.append((f"xpcs_kernels multitau ({name}, dense, {path})", _median_ms(dense, args.repeats)))
+            if use_compiled(None):
+                rows.append(
+                    (f"xpcs_kernels multitau ({name}, dense, array ops)", _median_ms(dense_array, args.repeats))
+                )
             if not args.skip_events:
                 rows.append((f"xpcs_kernels multitau_events ({name})", _median_ms(events, args.repeats)))
     ours = min(ms[0] for _, ms in rows)

@@ -209,7 +209,10 @@ def test_delay_list_bad(bad: Any) -> None:
         (np.uint16, 4, 3, 2, 125),
     ],
 )
-def test_brute_force(backend: Any, dtype: Any, dpl: int, stride: int, avg: int, n: int) -> None:
+@pytest.mark.parametrize("compiled", [False, None])
+def test_brute_force(
+    backend: Any, dtype: Any, dpl: int, stride: int, avg: int, n: int, compiled: bool | None
+) -> None:
     static, dynamic = make_labels()
     frames = make_stack(n=n, dtype=dtype)
     before = frames.copy()
@@ -224,6 +227,7 @@ def test_brute_force(backend: Any, dtype: Any, dpl: int, stride: int, avg: int, 
         avg=avg,
         keep_unnormalized=True,
         chunk_frames=11,
+        compiled=compiled,
     )
     assert_matches(backend, res, ref, pixels=True)
     np.testing.assert_array_equal(frames, before)  # inputs are never modified
@@ -266,8 +270,9 @@ def test_compute_dtype_boundaries() -> None:
     assert compute_dtype(1, last_i16 // 4 + 1, 8, 5) == np.float32
 
 
+@pytest.mark.parametrize("compiled", [False, None])
 @pytest.mark.parametrize("group", [256, 512])
-def test_exact_at_accumulator_limits(backend: Any, group: int) -> None:
+def test_exact_at_accumulator_limits(backend: Any, group: int, compiled: bool | None) -> None:
     """8-bit counts near 255 in groups of 256 frames (float32 accumulator, sums just below
     2**24) and 512 (int32): per-pixel G2 equal to the brute force; float32 itself would
     round these sums, so an accumulator chosen too narrow fails here."""
@@ -283,14 +288,17 @@ def test_exact_at_accumulator_limits(backend: Any, group: int) -> None:
     assert (rounded != exact).any()  # the data do expose float32 rounding
     ref = brute_force(frames, static, dynamic)
     _VALID[id(ref)] = static > 0
-    res = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True)
+    res = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True, compiled=compiled)
     assert_matches(backend, res, ref, pixels=True)
-    res_eager = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True, jit=False)
+    res_eager = multitau(
+        frames, static, dynamic, group_frames=group, keep_unnormalized=True, jit=False, compiled=compiled
+    )
     assert_matches(backend, res_eager, ref, pixels=True)
 
 
+@pytest.mark.parametrize("compiled", [False, None])
 @pytest.mark.parametrize("group", [8, 16])
-def test_exact_at_int16_limit(backend: Any, group: int) -> None:
+def test_exact_at_int16_limit(backend: Any, group: int, compiled: bool | None) -> None:
     """Counts up to 45 (45**2 * 16 = 32400, just below 2**15): groups of 16 frames (and
     of 8) take the int16 accumulator at level 0; per-pixel G2 equal to the brute force
     (an int16 sum that overflowed would wrap and be far off)."""
@@ -300,7 +308,7 @@ def test_exact_at_int16_limit(backend: Any, group: int) -> None:
     frames[:, 0, 0] = 45  # one pixel exactly at the bound: its lag sums are 16 * 2025 per group
     ref = brute_force(frames, static, dynamic)
     _VALID[id(ref)] = static > 0
-    res = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True)
+    res = multitau(frames, static, dynamic, group_frames=group, keep_unnormalized=True, compiled=compiled)
     assert_matches(backend, res, ref, pixels=True)
 
 
@@ -317,11 +325,14 @@ def test_sparse_pixels_gathered(backend: Any) -> None:
 
 
 # ---------------------------------------------------------------- streaming, backends
-def test_chunking_is_invisible(backend: Any) -> None:
+@pytest.mark.parametrize("compiled", [False, None])
+def test_chunking_is_invisible(backend: Any, compiled: bool | None) -> None:
     static, dynamic = make_labels()
     frames = make_stack(n=150)
     results = [
-        multitau(frames, static, dynamic, chunk_frames=c, group_frames=g, keep_unnormalized=True)
+        multitau(
+            frames, static, dynamic, chunk_frames=c, group_frames=g, keep_unnormalized=True, compiled=compiled
+        )
         for c, g in ((1, 8), (7, 8), (64, 16), (150, 32), (None, None))
     ]
     first = results[0]
@@ -367,9 +378,12 @@ def test_numpy_equals_jax_and_jit() -> None:
     static, dynamic = make_labels()
     frames = make_stack(n=90, dtype=np.float64)
     out = {}
+    # compiled=False: the XLA kernels themselves, under jit and eagerly
     for name, jit in (("numpy", True), ("jax", True), ("jax-eager", False)):
         with use_backend(name.split("-")[0]) as b:
-            res = multitau(frames, static, dynamic, jit=jit, keep_unnormalized=True, n_segments=2)
+            res = multitau(
+                frames, static, dynamic, jit=jit, keep_unnormalized=True, n_segments=2, compiled=False
+            )
             out[name] = {
                 k: np_(b, getattr(res, k)) for k in ("normalized_g2", "normalized_g2_err", "G2", "g2_partial")
             }

@@ -59,6 +59,7 @@ import numpy as np
 
 import xpcs_device
 from xpcs_kernels import multitau_levels as lv
+from xpcs_kernels.compiled import use_compiled
 from xpcs_kernels.frames import _check_dtype, frame_count, iter_frame_chunks
 from xpcs_kernels.multitau_normalize import BinMaps, Normalized, bin_maps, normalize
 from xpcs_kernels.partitions import check_nested
@@ -76,6 +77,7 @@ __all__ = [
 ]
 
 _DEFAULT_GROUP_PIXELS = 2**22  # level-0 group of frames ~ 4 Mi pixel-frames (stays in the last-level cache)
+_COMPILED_GROUP_PIXELS = 2**24  # the compiled loop reads its group row by row: only rows need the cache
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -137,8 +139,13 @@ def _make_maps(static_labels: Any, dynamic_labels: Any) -> BinMaps:
     return bin_maps(static, dynamic, n_static, n_dynamic)
 
 
-def _auto_group(n_pixels: int) -> int:
-    target = max(8, min(128, _DEFAULT_GROUP_PIXELS // max(1, n_pixels)))
+def _auto_group(n_pixels: int, compiled: bool) -> int:
+    # the compiled loop's per-call cost (the float64 sums updated once per call) wants
+    # larger groups; float32 stays exact for 2**24 / count**2 frames
+    if compiled:
+        target = max(8, min(512, _COMPILED_GROUP_PIXELS // max(1, n_pixels)))
+    else:
+        target = max(8, min(128, _DEFAULT_GROUP_PIXELS // max(1, n_pixels)))
     return 1 << (target.bit_length() - 1)
 
 
@@ -162,6 +169,9 @@ class MultitauState:
     segment_bounds: tuple[int, ...] | None
     """Effective-frame boundaries of the partial-g2 segments (None: no partial g2)."""
     group: int
+    compiled: bool
+    """Whether the lag sums and the normalisation run the compiled CPU loops
+    (:func:`xpcs_kernels.compiled.use_compiled`, decided at :func:`init_multitau`)."""
     raw_dtype: np.dtype[Any] | None
     count_bound: int | None
     """Largest effective count seen so far for integer input (None: float input / nothing)."""
@@ -224,6 +234,7 @@ def init_multitau(
     avg: int = 1,
     n_segments: int = 1,
     group_frames: int | None = None,
+    compiled: bool | None = None,
 ) -> MultitauState:
     """The empty correlator for frames of the label maps' shape.
 
@@ -233,7 +244,11 @@ def init_multitau(
     streamed (required for ``n_segments > 1``; otherwise checked at the end if given).
     ``stride`` / ``avg``: APS frame stride and averaging. ``group_frames``: frames per
     compiled call at level 0 (a power of two >= 8; default from the pixel count).
+    ``compiled``: None (default) runs the numba CPU loops where the arrays are on a CPU and
+    numba is installed, True requires them, False keeps the backend's array formulation (see
+    :mod:`xpcs_kernels.compiled`); every choice gives the same sums.
     """
+    use_loops = use_compiled(compiled)
     dpl = _positive_int(lags_per_level, "lags_per_level")
     stride = _positive_int(stride, "stride")
     avg = _positive_int(avg, "avg")
@@ -245,7 +260,7 @@ def init_multitau(
         )
     n_pixels = maps.static.shape[0]
     if group_frames is None:
-        group = _auto_group(n_pixels)
+        group = _auto_group(n_pixels, use_loops)
     else:
         group = _positive_int(group_frames, "group_frames")
         if group < 8 or group & (group - 1):
@@ -279,6 +294,7 @@ def init_multitau(
         n_frames_total=n_frames_total,
         segment_bounds=bounds,
         group=group,
+        compiled=use_loops,
         raw_dtype=None,
         count_bound=None,
         core=None,
@@ -403,6 +419,7 @@ def _new_core(state: MultitauState, n_eff: int | None) -> lv.Core:
         eff,
         _static_bound(eff, state.raw_dtype, state.avg),
         max_levels,
+        compiled=state.compiled,
     )
 
 
@@ -448,7 +465,13 @@ def _feed_segments(
         if position == seg_end:
             core = lv.flush(b, core, bound, jit=jit)
             result = normalize(
-                b, lv.level_sums(b, core, jit=jit), state.maps, avg=state.avg, what=f"segment {seg}", jit=jit
+                b,
+                lv.level_sums(b, core, jit=jit),
+                state.maps,
+                avg=state.avg,
+                what=f"segment {seg}",
+                compiled=state.compiled,
+                jit=jit,
             )
             state = replace(state, segment_core=None, segment_results=(*state.segment_results, result))
         else:
@@ -481,7 +504,9 @@ def finalize_multitau(
     bound = _bound(state)
     core = lv.flush(b, state.core, bound, jit=jit)
     sums = lv.level_sums(b, core, jit=jit)
-    norm = normalize(b, sums, state.maps, avg=state.avg, keep_pixels=keep_unnormalized, jit=jit)
+    norm = normalize(
+        b, sums, state.maps, avg=state.avg, keep_pixels=keep_unnormalized, compiled=state.compiled, jit=jit
+    )
     return assemble_result(
         b,
         norm,
@@ -558,6 +583,7 @@ def multitau(
     stop: int | None = None,
     n_frames_total: int | None = None,
     group_frames: int | None = None,
+    compiled: bool | None = None,
     jit: bool = True,
 ) -> MultitauResult:
     """Multi-tau g2 of frames ``[start, stop)`` of ``frames_source`` in one streaming pass.
@@ -585,6 +611,7 @@ def multitau(
         avg=avg,
         n_segments=n_segments,
         group_frames=group_frames,
+        compiled=compiled,
     )
     shape = getattr(frames_source, "shape", None)
     if shape is not None and len(shape) == 3 and tuple(shape[1:]) != state.maps.frame_shape:

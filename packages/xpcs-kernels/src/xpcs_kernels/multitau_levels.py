@@ -35,6 +35,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
+from xpcs_kernels.compiled import host_array
 from xpcs_protocol import Array, BackendProtocol
 
 __all__ = ["LevelSums", "level_lags"]
@@ -246,6 +247,10 @@ class Core:
     max_levels: int
     levels: tuple[Level, ...]
     n_frames: int
+    compiled: bool = False
+    """Groups whose sums are exact in float32 run the numba loop of
+    :mod:`xpcs_kernels.multitau_loops` (:func:`xpcs_kernels.compiled.use_compiled`); their
+    level state is then kept as host NumPy arrays."""
 
 
 def new_core(
@@ -255,6 +260,8 @@ def new_core(
     raw_dtype: np.dtype[Any],
     bound: int | None,
     max_levels: int,
+    *,
+    compiled: bool = False,
 ) -> Core:
     return Core(
         n_pixels=n_pixels,
@@ -266,6 +273,7 @@ def new_core(
         max_levels=max_levels,
         levels=(),
         n_frames=0,
+        compiled=compiled,
     )
 
 
@@ -292,6 +300,10 @@ def _new_level(core: Core, index: int) -> Level:
 
 
 def _group_size(core: Core, index: int) -> int:
+    # Compiled: a level correlates the pair sums of each group of the level below as they
+    # come (no concatenation of waiting pieces; the loop has no per-call compilation).
+    if core.compiled:
+        return max(core.group >> index, _MIN_GROUP)
     return max(core.group, _MIN_GROUP)
 
 
@@ -305,11 +317,14 @@ def _correlate(
     compute = compute_dtype(level.index, n, window, bound)
     wants_pairs = level.index + 1 < core.max_levels and n >= 2
     pair_dtype = str(store_dtype(level.index + 1, core.bound, core.raw_dtype)) if wants_pairs else None
-    # Backends are hashable (by identity); the protocol does not say so to the type checker.
-    kernel = _kernel(cast(Any, b), n, window, level.lags, str(compute), pair_dtype, jit)
-    if isinstance(x, np.ndarray):
-        x = xpcs_device.place_on_device(x)
-    products, total, hist, pairs = kernel(level.hist, x, level.products, level.total)
+    if core.compiled and compute in (np.int16, np.float32):
+        products, total, hist, pairs = _compiled_group(b, level, x, pair_dtype)
+    else:
+        # Backends are hashable (by identity); the protocol does not say so to the type checker.
+        kernel = _kernel(cast(Any, b), n, window, level.lags, str(compute), pair_dtype, jit)
+        if isinstance(x, np.ndarray):
+            x = xpcs_device.place_on_device(x)
+        products, total, hist, pairs = kernel(level.hist, x, level.products, level.total)
     head = level.head
     if level.n_frames < window:  # the first frames, kept for the IF sums
         take = min(window - level.n_frames, n)
@@ -318,6 +333,31 @@ def _correlate(
         )
     new = replace(level, products=products, total=total, hist=hist, head=head, n_frames=level.n_frames + n)
     return new, pairs
+
+
+def _compiled_group(
+    b: BackendProtocol, level: Level, x: Array, pair_dtype: str | None
+) -> tuple[Any, Any, Any, Any]:
+    """The array kernel's four results from the numba loop, as host NumPy arrays (a
+    compiled level keeps its state on the host: no transfer per group)."""
+    from xpcs_kernels import multitau_loops
+
+    hist = host_array(b, level.hist)
+    xs = host_array(b, x)
+    n, window = int(xs.shape[0]), int(hist.shape[0])
+    products, total, pairs = multitau_loops.correlate_group(
+        hist,
+        xs,
+        level.lags,
+        host_array(b, level.products),
+        host_array(b, level.total),
+        None if pair_dtype is None else np.dtype(pair_dtype),
+    )
+    if n >= window:
+        new_hist = xs[n - window :].astype(hist.dtype)  # a copy: x may be the caller's buffer
+    else:
+        new_hist = np.concatenate([hist[n:], xs.astype(hist.dtype)])
+    return products, total, new_hist, pairs
 
 
 def _push(core: Core, index: int, frames: Array) -> Core:

@@ -25,6 +25,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
+from xpcs_kernels.compiled import use_compiled
 from xpcs_kernels.multitau import MultitauResult, _make_maps, _positive_int, assemble_result, multitau
 from xpcs_kernels.multitau_levels import LevelSums, level_lags
 from xpcs_kernels.multitau_normalize import Normalized, normalize
@@ -171,6 +172,7 @@ def multitau_events(
     n_segments: int = 1,
     keep_unnormalized: bool = False,
     dense_occupancy: float | None = None,
+    compiled: bool | None = None,
     jit: bool = True,
 ) -> MultitauResult:
     """Multi-tau g2 of photon events, equal to :func:`~xpcs_kernels.multitau.multitau` on
@@ -182,7 +184,9 @@ def multitau_events(
     outside the static bins are ignored. ``dense_occupancy`` (default
     :data:`DENSE_OCCUPANCY`; ``0``: always, ``inf``: never): above this many correlated
     photons per correlated pixel and frame, the events become dense frames (a bounded chunk
-    at a time) for the dense path. Other arguments as in :func:`~xpcs_kernels.multitau.multitau`.
+    at a time) for the dense path. ``compiled`` (see :mod:`xpcs_kernels.compiled`) applies to
+    the normalisation and to the dense path. Other arguments as in
+    :func:`~xpcs_kernels.multitau.multitau`.
     """
     b = xpcs_device.get_backend()
     n_frames = _positive_int(n_frames, "n_frames")
@@ -211,6 +215,7 @@ def multitau_events(
             f"{n_frames} frames with stride={stride}, avg={avg} give {n_eff} effective frame(s); a "
             "correlation needs at least 2 (one lag)"
         )
+    use_loops = use_compiled(compiled)
     limit = DENSE_OCCUPANCY if dense_occupancy is None else float(dense_occupancy)
     if not limit >= 0:  # NaN fails this too
         raise ValueError(f"dense_occupancy must be a number >= 0 (inf: never dense), got {dense_occupancy!r}")
@@ -238,13 +243,14 @@ def multitau_events(
             n_segments=n_segments,
             keep_unnormalized=keep_unnormalized,
             n_frames_total=n_frames,
+            compiled=compiled,
             jit=jit,
         )
 
     def run(lo: int, hi: int, what: str, keep: bool) -> Normalized:
         sel = (eff >= lo) & (eff < hi)
         sums = _level_sums(b, eff[sel] - lo, col[sel], cnt[sel], hi - lo, n_pixels, dpl, jit)
-        return normalize(b, sums, maps, avg=avg, keep_pixels=keep, what=what, jit=jit)
+        return normalize(b, sums, maps, avg=avg, keep_pixels=keep, what=what, compiled=use_loops, jit=jit)
 
     bounds = None
     parts = None
