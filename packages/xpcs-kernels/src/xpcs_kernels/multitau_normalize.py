@@ -14,6 +14,10 @@ Static bin ``k`` (``n_k`` pixels): ``g2_static = <G2>_k / (<IP>_k <IF>_k)``, NaN
 its error is the standard error over its pixels of the per-pixel ``G2 / (IP IF)``,
 ``std(ddof=1) / sqrt(m)`` over the ``m`` pixels where ``IP IF > 0`` (pixels without
 photons have no g2 and are left out; boost_corr counts them as 0), NaN when ``m < 2``.
+
+On a CPU with numba (``compiled``, :mod:`xpcs_kernels.compiled`) the per-pixel work, the
+bin sums of every delay row, is a loop of :mod:`xpcs_kernels.multitau_normalize_loops`;
+the per-bin arithmetic that follows is the same code for both formulations.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
+from xpcs_kernels.compiled import host_array, use_compiled
 from xpcs_kernels.multitau_levels import LevelSums
 from xpcs_protocol import Array, BackendProtocol
 
@@ -51,6 +56,15 @@ class BinMaps:
     static_counts: np.ndarray[Any, Any]
     dynamic_counts: np.ndarray[Any, Any]
     """Pixels of each dynamic bin that are in a static bin."""
+
+    @functools.cached_property
+    def tile_segments(self) -> tuple[int, tuple[np.ndarray[Any, Any], ...]]:
+        """The tile size and the correlated pixels grouped by tile and static label for the
+        compiled loops (:func:`xpcs_kernels.multitau_normalize_loops.tile_segments`;
+        computed once)."""
+        from xpcs_kernels import multitau_normalize_loops as loops
+
+        return loops.TILE, loops.tile_segments(self.static, loops.TILE)
 
 
 def bin_maps(
@@ -129,6 +143,69 @@ def _row_binner(
     return bins
 
 
+def _finish(
+    b: BackendProtocol,
+    n_dynamic: int,
+    bin_sums: tuple[Array, Array, Array, Array, Array, Array],
+    pairs: Array,
+    scale: Array,
+    s_counts: Array,
+    occupied: Array,
+    s2d: Array,
+    per_dyn: Array,
+) -> tuple[Array, Array, Array]:
+    """g2, g2_err and g2_static from the bin sums of ``R`` delay rows (shared by the array
+    and the compiled formulations): ``(R, n_static)`` sums of products, head, tail and the
+    level totals per static bin, ``(R, n_dynamic)`` pixels with a per-pixel g2 and the sums
+    of their squared deviations from the bin mean; ``pairs``, ``scale``: ``(R, 1)``."""
+    f64 = np.float64
+    prod_b, head_b, tail_b, total_b, n_def, ss = bin_sums
+    n_rows = prod_b.shape[0]
+    # the sums are subtracted before any division: a difference of exact sums is exactly 0
+    # where a bin has no photon (XLA contracts a difference of quotients into a
+    # multiply-add, whose rounding would leave a tiny non-zero IP or IF and no NaN)
+    norm = s_counts * (pairs * scale)
+    mean_g2 = prod_b / (norm * scale)
+    mean_ip = (total_b - tail_b) / norm
+    mean_if = (total_b - head_b) / norm
+    denom = mean_ip * mean_if
+    g2_static = b.where(denom > 0, mean_g2 / b.where(denom > 0, denom, 1.0), np.nan)
+    # dynamic bins: mean over the occupied static bins inside
+    # (a NaN static g2 is counted apart: in a matrix product NaN * 0 would spread it)
+    occ = b.reshape(occupied, (1, -1))
+    undefined = b.logical_and(occ, b.isnan(g2_static))
+    g2_occ = b.where(b.logical_and(occ, b.logical_not(undefined)), g2_static, 0.0)
+    s2d_ind = b.astype(
+        b.reshape(s2d, (-1, 1)) == b.reshape(b.arange(1, n_dynamic + 1, dtype=np.int64), (1, -1)), f64
+    )
+    both_d = _row_binner(b, s2d, 2 * n_rows, n_dynamic, s2d_ind)(
+        b.concatenate([g2_occ, b.astype(undefined, f64)], axis=0)
+    )  # (small: static bins, not pixels)
+    g2 = b.where(both_d[n_rows:] > 0, np.nan, both_d[:n_rows] / per_dyn)
+    safe = b.where(n_def > 1, n_def, 2.0)
+    g2_err = b.where(n_def > 1, b.sqrt(ss / (safe - 1.0) / safe), np.nan)
+    return g2, g2_err, g2_static
+
+
+def _pixel_values(
+    b: BackendProtocol, products: Array, early: Array, late: Array, pairs: Array, scale: Array
+) -> tuple[Array, Array, Array]:
+    """Per-pixel G2, IP, IF of ``(R, P)`` rows (``early = total - tail``,
+    ``late = total - head``; ``pairs``, ``scale``: ``(R, 1)``)."""
+    norm = pairs * scale
+    return products / (norm * scale), early / norm, late / norm
+
+
+@functools.lru_cache(maxsize=64)
+def _finish_kernel(b: BackendProtocol, n_dynamic: int, jit: bool) -> Callable[..., Any]:
+    """:func:`_finish` compiled (the compiled loops' bin sums are its inputs)."""
+
+    def kernel(bin_sums: tuple[Array, ...], pairs: Array, scale: Array, *consts: Array) -> tuple[Array, ...]:
+        return _finish(b, n_dynamic, cast(Any, bin_sums), pairs, scale, *consts)
+
+    return b.jit(kernel) if jit else kernel
+
+
 @functools.lru_cache(maxsize=64)
 def _normalize_kernel(
     b: BackendProtocol,
@@ -170,31 +247,13 @@ def _normalize_kernel(
         pairs = b.reshape(b.concatenate([lv[4] for lv in sums]), (-1, 1))  # n - tau per row
         scale = b.reshape(b.concatenate([b.broadcast_to(lv[5], lv[4].shape) for lv in sums]), (-1, 1))
         n_rows = products.shape[0]
-        norm = pairs * scale
         # static bins: means of G2, IP = total - tail, IF = total - head over each bin's
         # pixels, from bin sums of the raw sums (one product per operand rather than one
         # of their (3R + L, P) concatenation, which would be written to memory first)
         static_bins = _row_binner(b, slab, n_rows, n_static, ind_static)
-        prod_b, head_b, tail_b = (static_bins(v) / s_counts for v in (products, head, tail))
-        total_b = _row_binner(b, slab, len(sums), n_static, ind_static)(totals) / s_counts
+        prod_b, head_b, tail_b = (static_bins(v) for v in (products, head, tail))
+        total_b = _row_binner(b, slab, len(sums), n_static, ind_static)(totals)
         total_b = b.take(total_b, b.asarray(row_level), axis=0)
-        mean_g2 = prod_b / (norm * scale)
-        mean_ip = (total_b - tail_b) / norm
-        mean_if = (total_b - head_b) / norm
-        denom = mean_ip * mean_if
-        g2_static = b.where(denom > 0, mean_g2 / b.where(denom > 0, denom, 1.0), np.nan)
-        # dynamic bins: mean over the occupied static bins inside
-        # (a NaN static g2 is counted apart: in a matrix product NaN * 0 would spread it)
-        occ = b.reshape(occupied, (1, -1))
-        undefined = b.logical_and(occ, b.isnan(g2_static))
-        g2_occ = b.where(b.logical_and(occ, b.logical_not(undefined)), g2_static, 0.0)
-        s2d_ind = b.astype(
-            b.reshape(s2d, (-1, 1)) == b.reshape(b.arange(1, n_dynamic + 1, dtype=np.int64), (1, -1)), f64
-        )
-        both_d = _row_binner(b, s2d, 2 * n_rows, n_dynamic, s2d_ind)(
-            b.concatenate([g2_occ, b.astype(undefined, f64)], axis=0)
-        )  # (small: static bins, not pixels)
-        g2 = b.where(both_d[n_rows:] > 0, np.nan, both_d[:n_rows] / per_dyn)
         # errors: spread of the per-pixel g2 = G2 / (IP IF) = products * pairs / (early * late)
         # over the pixels of the dynamic bin that have one
         level_totals = b.concatenate(
@@ -215,11 +274,20 @@ def _normalize_kernel(
             mean_pix = b.take(b.concatenate([b.zeros((n_rows, 1)), mean], axis=1), dlab, axis=1)
         dev = b.where(defined, g2_pix - mean_pix, 0.0)
         ss = dynamic_bins(dev * dev)
-        safe = b.where(n_def > 1, n_def, 2.0)
-        g2_err = b.where(n_def > 1, b.sqrt(ss / (safe - 1.0) / safe), np.nan)
+        out = _finish(
+            b,
+            n_dynamic,
+            (prod_b, head_b, tail_b, total_b, n_def, ss),
+            pairs,
+            scale,
+            s_counts,
+            occupied,
+            s2d,
+            per_dyn,
+        )
         if not keep_pixels:
-            return g2, g2_err, g2_static
-        return g2, g2_err, g2_static, products / (norm * scale), early / norm, late / norm
+            return out
+        return (*out, *_pixel_values(b, products, early, late, pairs, scale))
 
     return b.jit(kernel) if jit else kernel
 
@@ -248,8 +316,14 @@ def normalize(
     keep_pixels: bool = False,
     what: str = "the run",
     jit: bool = True,
+    compiled: bool | None = None,
 ) -> Normalized:
-    """g2 of the dynamic bins from the level sums (see the module docstring)."""
+    """g2 of the dynamic bins from the level sums (see the module docstring).
+
+    ``compiled``: the per-pixel bin sums in a numba loop on the CPU (see
+    :mod:`xpcs_kernels.compiled`: ``None`` where it can run, ``True`` required, ``False``
+    the backend's array formulation); the same numbers either way."""
+    on_host = use_compiled(compiled)
     f64 = np.float64
     occupied = maps.static_counts > 0
     per_dyn = np.bincount(maps.static_to_dynamic[occupied], minlength=maps.n_dynamic + 1)[1:]
@@ -265,7 +339,9 @@ def normalize(
     )
     parts: list[tuple[Array, ...]] = []
     n_pixels = maps.static.shape[0]
-    for batch in _batches(sums, n_pixels):
+    if on_host:
+        parts.append(_normalize_compiled(b, sums, maps, avg, keep_pixels, jit, consts))
+    for batch in [] if on_host else _batches(sums, n_pixels):
         args = []
         for lv in batch:
             pairs, scale = xpcs_device.place_on_device(
@@ -285,8 +361,7 @@ def normalize(
             keep_pixels,
             jit,
         )
-        out = kernel(tuple(args), *consts)
-        parts.append(out)
+        parts.append(kernel(tuple(args), *consts))
     g2, g2_err, g2_static = (b.concatenate([part[i] for part in parts], axis=0) for i in range(3))
     delays = np.asarray([t * 2**lv.level for lv in sums for t in lv.lags], dtype=np.int64)
     _warn_undefined(b, g2_static, maps, what)
@@ -296,6 +371,66 @@ def normalize(
             _to_frames(b, b.concatenate([part[i] for part in parts], axis=0), maps) for i in (3, 4, 5)
         )
     return Normalized(delays, g2, g2_err, g2_static, G2, IP, IF)
+
+
+def _normalize_compiled(
+    b: BackendProtocol,
+    sums: Sequence[LevelSums],
+    maps: BinMaps,
+    avg: int,
+    keep_pixels: bool,
+    jit: bool,
+    consts: tuple[Array, ...],
+) -> tuple[Array, ...]:
+    """:func:`normalize`'s work with the per-pixel bin sums in the numba loops of
+    :mod:`xpcs_kernels.multitau_normalize_loops` (delay rows on every core) and the per-bin
+    arithmetic in :func:`_finish` (the array code's)."""
+    from xpcs_kernels import multitau_normalize_loops as loops
+
+    f64 = np.float64
+    n_static, n_dynamic = maps.n_static, maps.n_dynamic
+    tile, segments = maps.tile_segments
+    s2d = np.zeros(n_static + 1, dtype=np.int32)
+    s2d[maps.static] = maps.dynamic  # nested labels: one dynamic label per static one
+    pairs = np.asarray([lv.n_frames - t for lv in sums for t in lv.lags], dtype=f64)
+    scale = np.asarray([float(2**lv.level * avg) for lv in sums for _ in lv.lags])
+    level_row = np.repeat(np.arange(len(sums)), [len(lv.lags) for lv in sums])
+    products, head, tail, total = (
+        [_read_only(host_array(b, getattr(lv, name))) for lv in sums]
+        for name in ("products", "head", "tail", "total")
+    )
+    stat, dyn, totals = loops.bin_sums(
+        products, head, tail, total, pairs, segments, tile, s2d, n_static, n_dynamic
+    )
+    totals = totals[level_row]
+    host = (stat[:, 0, 1:], stat[:, 1, 1:], stat[:, 2, 1:], totals[:, 1:], dyn[:, 0, 1:], dyn[:, 2, 1:])
+    bin_sums, pairs_d, scale_d = xpcs_device.place_on_device(
+        (tuple(np.ascontiguousarray(x) for x in host), pairs.reshape(-1, 1), scale.reshape(-1, 1))
+    )
+    out = _finish_kernel(cast(Any, b), n_dynamic, jit)(bin_sums, pairs_d, scale_d, *consts[2:])
+    if not keep_pixels:
+        return tuple(out)
+    pixel = [
+        _pixel_values(
+            b,
+            lv.products,
+            b.reshape(lv.total, (1, -1)) - lv.tail,
+            b.reshape(lv.total, (1, -1)) - lv.head,
+            *xpcs_device.place_on_device(
+                (pairs[r : r + len(lv.lags), None], scale[r : r + len(lv.lags), None])
+            ),
+        )
+        for lv, r in zip(sums, np.cumsum([0] + [len(lv.lags) for lv in sums]), strict=False)
+    ]
+    return (*out, *(b.concatenate([p[i] for p in pixel], axis=0) for i in range(3)))
+
+
+def _read_only(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A read-only C-contiguous float64 view of ``x`` (a copy only where it is not one):
+    one array type for the compiled loops, whatever the backend hands over."""
+    view = np.ascontiguousarray(x, dtype=np.float64).view()
+    view.flags.writeable = False
+    return view
 
 
 def _to_frames(b: BackendProtocol, values: Array, maps: BinMaps) -> Array:
