@@ -12,9 +12,12 @@ reported (the first call of a kernel, with JIT compilation, is a separate warm-u
   ``product="tiles"`` (upper block triangle, GEMM per tile) and ``"whole"`` (one ``Y Y^T`` per
   bin; NumPy's default, a BLAS SYRK), including the normalisation of the uint8 frames;
 - ``sparse``: ``xpcs_kernels.twotime_sparse.twotime_events`` from the events of the same
-  stack (extracting the events is not timed), with the default per-pixel routing (pairs of
-  events for quiet pixels, dense SYRK columns for busy ones) and forced to pairs only;
-  ``--sweep-rates`` repeats the sparse path (NumPy) at lower occupancies;
+  stack (extracting the events is not timed), the array path (``compiled=False``) with the
+  default per-pixel routing (pairs of events for quiet pixels, dense SYRK columns for busy
+  ones) and forced to pairs only, and the compiled numba loop (``compiled=True``, the default
+  on a CPU) with its default routing and pairs only; the process CPU time (all threads) is
+  printed next to them; ``--sweep-rates`` repeats the sparse paths (NumPy) at lower
+  occupancies;
 - ``gemm floor``: one float32 ``X X^T`` of the selected pixels per bin with NumPy (BLAS SYRK),
   the arithmetic the dense path cannot avoid.
 
@@ -49,12 +52,27 @@ def ring_maps(size: int, n_bins: int, per_bin: int) -> tuple[np.ndarray[Any, Any
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
+    return median_times(fn, repeats)[0]
+
+
+def median_times(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Median wall-clock and median process CPU time (all threads) of ``fn``, seconds."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+SPARSE_VARIANTS: tuple[tuple[str, bool, bool], ...] = (
+    ("array auto", False, False),
+    ("array pairs only", False, True),
+    ("compiled auto", True, False),
+    ("compiled pairs only", True, True),
+)
+"""Rows of the sparse path: label, ``compiled``, pairs only (``dense_threshold = N``)."""
 
 
 def boost_runner(frames: np.ndarray[Any, Any], dyn: np.ndarray[Any, Any], sta: np.ndarray[Any, Any]) -> Any:
@@ -110,19 +128,22 @@ def sweep_rows(
         per = np.bincount(p_sw, minlength=sweep.shape[1])
         sw_pairs = int((per * (per + 1) // 2).sum())
         with use_backend("numpy"):
+            for label, compiled in (("array", False), ("compiled", True)):
 
-            def sparse_sweep(t_sw: Any = t_sw, p_sw: Any = p_sw, c_sw: Any = c_sw) -> Any:
-                return twotime_events(t_sw, p_sw, c_sw, n, dyn, sta, dtype=np.float32)
+                def sparse_sweep(
+                    t_sw: Any = t_sw, p_sw: Any = p_sw, c_sw: Any = c_sw, compiled: bool = compiled
+                ) -> Any:
+                    return twotime_events(t_sw, p_sw, c_sw, n, dyn, sta, dtype=np.float32, compiled=compiled)
 
-            sparse_sweep()
-            t = median_time(sparse_sweep, args.repeats)
-        rows.append(
-            (
-                f"xpcs sparse numpy f32 occ {t_sw.size / (n * p):.2%}",
-                t,
-                f"{sw_pairs:.2e} pairs, {sw_pairs / t / 1e6:.0f} M pair updates/s",
-            )
-        )
+                sparse_sweep()
+                t, cpu = median_times(sparse_sweep, args.repeats)
+                rows.append(
+                    (
+                        f"xpcs sparse numpy f32 {label} occ {t_sw.size / (n * p):.2%}",
+                        t,
+                        f"{sw_pairs:.2e} pairs, {sw_pairs / t / 1e6:.0f} M pair updates/s, cpu {cpu:.3f} s",
+                    )
+                )
     return rows
 
 
@@ -202,16 +223,30 @@ def main() -> None:
                     )
                 )
 
-            for label, threshold in (("auto", None), ("pairs only", n)):
+            for label, compiled, pairs_only in SPARSE_VARIANTS:
 
-                def sparse(threshold: int | None = threshold) -> Any:
+                def sparse(compiled: bool = compiled, pairs_only: bool = pairs_only) -> Any:
                     return twotime_events(
-                        t_ev, p_ev, c_ev, n, dyn, sta, dtype=np.float32, dense_threshold=threshold
+                        t_ev,
+                        p_ev,
+                        c_ev,
+                        n,
+                        dyn,
+                        sta,
+                        dtype=np.float32,
+                        dense_threshold=n if pairs_only else None,
+                        compiled=compiled,
                     )
 
                 sparse()
-                t = median_time(sparse, args.repeats)
-                rows.append((f"xpcs sparse {name} f32 {label}", t, f"{pairs / t / 1e6:.0f} M pair updates/s"))
+                t, cpu = median_times(sparse, args.repeats)
+                rows.append(
+                    (
+                        f"xpcs sparse {name} f32 {label}",
+                        t,
+                        f"{pairs / t / 1e6:.0f} M pair updates/s, cpu {cpu:.3f} s",
+                    )
+                )
 
     rows.extend(sweep_rows(args, dyn, sta, sel, p, rng))
 
