@@ -29,7 +29,7 @@ import numpy as np
 import xpcs_device
 from xpcs_protocol import Array, BackendProtocol
 
-__all__ = ["compiled_available", "host_array", "use_compiled"]
+__all__ = ["compiled_available", "host_array", "readonly", "use_compiled"]
 
 
 @functools.cache
@@ -64,3 +64,12 @@ def host_array(b: BackendProtocol, x: Array | np.ndarray[Any, Any]) -> np.ndarra
     if isinstance(x, np.ndarray):
         return x
     return np.asarray(b.to_numpy(x))
+
+
+def readonly(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A read-only view of ``x``: numba compiles one variant per writeable flag (seconds
+    each), and inputs from JAX are read-only, so a loop's inputs are passed read-only
+    always."""
+    view = x.view()
+    view.flags.writeable = False
+    return view
