@@ -38,7 +38,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
-from xpcs_kernels.compiled import use_compiled
+from xpcs_kernels.compiled import readonly, use_compiled
 from xpcs_kernels.reductions import FrameValueError
 from xpcs_kernels.twotime import (
     DelaySpec,
@@ -478,8 +478,10 @@ def _compiled_numerators(
     n_bins = len(sel.bins)
     col_of_pixel = np.full(h * w, -1, dtype=np.int32)
     col_of_pixel[sel.pix] = np.arange(sel.n_pixels)
+    # contiguous and read-only whatever the caller passed: one compiled variant
+    events = (readonly(np.ascontiguousarray(a)) for a in (f, p, c))
     valid, bin_starts, bf, bc, bv, in_order = loops.split_by_bin(
-        f, p, c, col_of_pixel, sel.bin_of_col, n_bins, n_frames, loops.n_threads()
+        *events, col_of_pixel, sel.bin_of_col, n_bins, n_frames, loops.n_threads()
     )
     if not valid:
         _check_event_values(f, p, c, n_frames, h * w)  # raises, saying which events are wrong
