@@ -1,4 +1,10 @@
-"""Two-time correlation of photon events against the dense path and the brute-force definition."""
+"""Two-time correlation of photon events against the dense path and the brute-force definition.
+
+The oracle tests run on the array formulation (``compiled=False``) and on the default (the
+compiled loop on a CPU); the tests of the array path's own machinery (pair blocks, dense
+routing, event checks) pin ``compiled=False``. The compiled loop's own routing, checks and
+comparisons with the array path are in ``test_twotime_events_compiled.py``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,10 @@ from xpcs_kernels.twotime_sparse import _radix_order, default_dense_threshold, t
 pytestmark = pytest.mark.usefixtures("fresh_backend")
 
 RTOL = 1e-12
+
+# False: the array formulation (pair blocks, np.add.at); None: the default, the compiled loop
+# on a CPU with numba.
+BOTH_PATHS = pytest.mark.parametrize("compiled", [False, None], ids=["array", "default"])
 
 
 def make_case(
@@ -49,13 +59,24 @@ def brute_force_plain(frames: np.ndarray, dyn: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("normalization", ["aps", "plain"])
-def test_equal_to_dense(backend: Any, normalization: Literal["aps", "plain"]) -> None:
+def test_equal_to_dense(backend: Any, normalization: Literal["aps", "plain"], compiled: bool | None) -> None:
     frames, dyn, sta = make_case()
     dense = twotime(frames, dyn, sta, normalization=normalization, dtype=np.float64, n_segments=3)
     t, p, c = events_of(frames)
     sparse = twotime_events(
-        t, p, c, 21, dyn, sta, normalization=normalization, dtype=np.float64, n_segments=3, pair_batch=50
+        t,
+        p,
+        c,
+        21,
+        dyn,
+        sta,
+        normalization=normalization,
+        dtype=np.float64,
+        n_segments=3,
+        pair_batch=50,
+        compiled=compiled,
     )
     for name in ("c2", "g2", "g2_segments", "delays", "segment_delays"):
         np.testing.assert_allclose(
@@ -68,7 +89,8 @@ def test_equal_to_dense(backend: Any, normalization: Literal["aps", "plain"]) ->
     assert sparse.num_pts == dense.num_pts
 
 
-def test_brute_force_and_duplicates(backend: Any) -> None:
+@BOTH_PATHS
+def test_brute_force_and_duplicates(backend: Any, compiled: bool | None) -> None:
     frames, dyn, _ = make_case(seed=5, rate=0.6)
     t, p, c = events_of(frames)
     # Split every event into two halves and shuffle: repeated events are summed.
@@ -78,7 +100,9 @@ def test_brute_force_and_duplicates(backend: Any) -> None:
         np.concatenate([p, p])[order],
         np.concatenate([c / 2, c / 2])[order],
     )
-    res = twotime_events(tt, pp, cc, 21, dyn, normalization="plain", dtype=np.float64, n_segments=2)
+    res = twotime_events(
+        tt, pp, cc, 21, dyn, normalization="plain", dtype=np.float64, n_segments=2, compiled=compiled
+    )
     np.testing.assert_allclose(
         np.asarray(backend.to_numpy(res.c2)), brute_force_plain(frames, dyn), rtol=RTOL
     )
@@ -87,8 +111,8 @@ def test_brute_force_and_duplicates(backend: Any) -> None:
 def test_float32_and_pair_batch(backend: Any) -> None:
     frames, dyn, sta = make_case()
     t, p, c = events_of(frames)
-    ref = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float64, pair_batch=7)
-    f32 = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float32, keep_maps=False)
+    ref = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float64, pair_batch=7, compiled=False)
+    f32 = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float32, keep_maps=False, compiled=False)
     assert f32.c2 is None
     np.testing.assert_allclose(
         np.asarray(backend.to_numpy(f32.g2)), np.asarray(backend.to_numpy(ref.g2)), rtol=2e-6
@@ -100,7 +124,7 @@ def test_zero_frames_warn(backend: Any) -> None:
     frames[6] = 0
     t, p, c = events_of(frames)
     with pytest.warns(RuntimeWarning, match=r"bin 1: 1 frame\(s\), first 6"):
-        res = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float64)
+        res = twotime_events(t, p, c, 21, dyn, sta, dtype=np.float64, compiled=False)
     c2 = np.asarray(backend.to_numpy(res.c2))
     assert np.isnan(c2[:, 6]).all()
     assert np.isnan(c2[:, :, 6]).all()
@@ -108,23 +132,25 @@ def test_zero_frames_warn(backend: Any) -> None:
 
 
 def test_bad_events(backend: Any) -> None:
+    """The array path's checks (the compiled path's are in test_twotime_events_compiled.py)."""
     frames, dyn, sta = make_case()
     t, p, c = events_of(frames)
     with pytest.raises(ValueError, match="frame indices must lie in"):
-        twotime_events(t, p, c, 5, dyn, sta, n_segments=1)
+        twotime_events(t, p, c, 5, dyn, sta, n_segments=1, compiled=False)
     with pytest.raises(ValueError, match="flat indices"):
-        twotime_events(t, p + 1000, c, 21, dyn, sta)
+        twotime_events(t, p + 1000, c, 21, dyn, sta, compiled=False)
     with pytest.raises(ValueError, match="one entry per event"):
-        twotime_events(t, p[:-1], c, 21, dyn, sta)
+        twotime_events(t, p[:-1], c, 21, dyn, sta, compiled=False)
     bad = c.astype(float)
     bad[3] = -1.0
     with pytest.raises(FrameValueError, match="negative counts"):
-        twotime_events(t, p, bad, 21, dyn, sta)
+        twotime_events(t, p, bad, 21, dyn, sta, compiled=False)
     bad[3] = np.nan
     with pytest.raises(FrameValueError, match="NaN"):
-        twotime_events(t, p, bad, 21, dyn, sta)
+        twotime_events(t, p, bad, 21, dyn, sta, compiled=False)
     with pytest.raises(TypeError, match="integer indices"):
-        twotime_events(t.astype(float), p, c, 21, dyn, sta)
+        twotime_events(t.astype(float), p, c, 21, dyn, sta, compiled=False)
+    # argument checks shared by both paths (here on the default path)
     with pytest.raises(ValueError, match="at least 2 frames"):
         twotime_events(t[:0], p[:0], c[:0], 1, dyn, sta, n_segments=1)
     with pytest.raises(ValueError, match="have no pixel"):
@@ -136,7 +162,8 @@ def test_bad_events(backend: Any) -> None:
 @pytest.mark.parametrize("threshold", [0, 3, 6, 21])
 def test_dense_threshold_routes_equal_definition(backend: Any, threshold: int) -> None:
     """All pixels dense (0), all as event pairs (>= n_frames) and mixtures: the same C, g2 and
-    segment g2 as the dense path, with tiny pair blocks (pair_batch) and events out of order."""
+    segment g2 as the dense path, with tiny pair blocks (pair_batch) and events out of order,
+    on the array path (the compiled routing: test_twotime_events_compiled.py)."""
     frames, dyn, sta = make_case(rate=0.5, seed=8)
     dense = twotime(frames, dyn, sta, dtype=np.float64, n_segments=3)
     t, p, c = events_of(frames)
@@ -154,6 +181,7 @@ def test_dense_threshold_routes_equal_definition(backend: Any, threshold: int) -
                 n_segments=3,
                 dense_threshold=threshold,
                 pair_batch=batch,
+                compiled=False,
             )
             for name in ("c2", "g2", "g2_segments"):
                 np.testing.assert_allclose(
@@ -164,19 +192,31 @@ def test_dense_threshold_routes_equal_definition(backend: Any, threshold: int) -
                 )
 
 
-def test_busy_and_quiet_pixels_against_brute_force(backend: Any) -> None:
+@BOTH_PATHS
+def test_busy_and_quiet_pixels_against_brute_force(backend: Any, compiled: bool | None) -> None:
     """Pixels of very different rates (some above, some below the default threshold), plain
     normalisation, against the double loop; keep_maps=False gives the same g2."""
     rng = np.random.default_rng(3)
     frames, dyn, _ = make_case(n=40, rate=0.1, seed=4)
     frames[:, 2:4, :] = rng.poisson(2.0, size=(40, 2, 9)).astype(np.uint8)  # busy rows
     t, p, c = events_of(frames)
-    res = twotime_events(t, p, c, 40, dyn, normalization="plain", dtype=np.float64, n_segments=2)
+    res = twotime_events(
+        t, p, c, 40, dyn, normalization="plain", dtype=np.float64, n_segments=2, compiled=compiled
+    )
     np.testing.assert_allclose(
         np.asarray(backend.to_numpy(res.c2)), brute_force_plain(frames, dyn), rtol=RTOL
     )
     lean = twotime_events(
-        t, p, c, 40, dyn, normalization="plain", dtype=np.float64, n_segments=2, keep_maps=False
+        t,
+        p,
+        c,
+        40,
+        dyn,
+        normalization="plain",
+        dtype=np.float64,
+        n_segments=2,
+        keep_maps=False,
+        compiled=compiled,
     )
     assert lean.c2 is None
     np.testing.assert_allclose(
