@@ -9,8 +9,11 @@ reported (the first call of a kernel, with JIT compilation, is a separate warm-u
 - ``boost_corr``: ``TwotimeCorrelator`` (CPU torch) process + post_processing + every map
   and g2 (the APS pipeline);
 - ``dense``: ``xpcs_kernels.twotime.twotime`` from the (N, H, W) stack, on each backend,
-  ``product="tiles"`` (upper block triangle, GEMM per tile) and ``"whole"`` (one ``Y Y^T`` per
-  bin; NumPy's default, a BLAS SYRK), including the normalisation of the uint8 frames;
+  including the normalisation of the uint8 frames: ``product="tiles"`` (upper block
+  triangle, a GEMM per tile on the backend's arrays), ``"whole"`` with ``compiled=False``
+  (one ``Y Y^T`` per bin: NumPy's normalisation and BLAS SYRK on NumPy, XLA on JAX) and the
+  default (``product="auto"``: on a CPU the host path, numba normalisation and BLAS SYRK,
+  the maps handed to the backend);
 - ``sparse``: ``xpcs_kernels.twotime_sparse.twotime_events`` from the events of the same
   stack (extracting the events is not timed), the array path (``compiled=False``) with the
   default per-pixel routing (pairs of events for quiet pixels, dense SYRK columns for busy
@@ -65,6 +68,13 @@ def median_times(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
         cpus.append(time.process_time() - c0)
     return statistics.median(walls), statistics.median(cpus)
 
+
+DENSE_VARIANTS: tuple[tuple[str, str, bool | None], ...] = (
+    ("tiles", "tiles", False),
+    ("whole, compiled=False", "whole", False),
+    ("default (auto)", "auto", None),
+)
+"""Rows of the dense path: label, ``product``, ``compiled``."""
 
 SPARSE_VARIANTS: tuple[tuple[str, bool, bool], ...] = (
     ("array auto", False, False),
@@ -208,16 +218,16 @@ def main() -> None:
         if name == "jax" and importlib.util.find_spec("jax") is None:
             continue
         with use_backend(name):
-            for product in ("tiles", "whole"):
+            for label, product, dense_compiled in DENSE_VARIANTS:
 
-                def dense(product: Any = product) -> Any:
-                    return twotime(frames, dyn, sta, dtype=np.float32, product=product)
+                def dense(product: Any = product, compiled: Any = dense_compiled) -> Any:
+                    return twotime(frames, dyn, sta, dtype=np.float32, product=product, compiled=compiled)
 
                 dense()
                 t = median_time(dense, args.repeats)
                 rows.append(
                     (
-                        f"xpcs dense {name} f32 {product}",
+                        f"xpcs dense {name} f32 {label}",
                         t,
                         f"{flops / t / 1e9:.0f} GFLOP/s, {t / floor:.2f}x floor",
                     )

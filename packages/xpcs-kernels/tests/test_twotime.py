@@ -59,17 +59,32 @@ def diagonal_means(c: np.ndarray, delays: np.ndarray) -> np.ndarray:
     return np.array([[np.nanmean(np.diagonal(ck, int(t))) for ck in c] for t in delays])
 
 
+# False: the backend's own arrays (XLA tiles on JAX, NumPy's normalisation on NumPy); None:
+# the default, the host path with the numba normalisation on a CPU.
+BOTH_PATHS = pytest.mark.parametrize("compiled", [False, None], ids=["array", "default"])
+
+
 def as_np(b: Any, x: Any) -> np.ndarray:
     return np.asarray(b.to_numpy(x))
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("normalization", ["aps", "plain"])
-def test_brute_force_float64(backend: Any, normalization: Literal["aps", "plain"]) -> None:
+def test_brute_force_float64(
+    backend: Any, normalization: Literal["aps", "plain"], compiled: bool | None
+) -> None:
     dyn, sta = make_maps()
     frames = make_stack()
     before = frames.copy()
     res = twotime(
-        frames, dyn, sta, normalization=normalization, dtype=np.float64, n_segments=3, block_frames=6
+        frames,
+        dyn,
+        sta,
+        normalization=normalization,
+        dtype=np.float64,
+        n_segments=3,
+        block_frames=6,
+        compiled=compiled,
     )
     ref = brute_force(frames, dyn, sta if normalization == "aps" else None)
     np.testing.assert_array_equal(frames, before)  # inputs are never modified
@@ -105,22 +120,27 @@ def test_float32_close_to_float64(backend: Any) -> None:
 @pytest.mark.skipif(not HAS_JAX, reason="JAX (xpcs-jax) not installed")
 @pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-12), (np.float32, 1e-6)])
 def test_numpy_equals_jax(dtype: Any, rtol: float) -> None:
+    """NumPy (host path) against JAX's XLA tiles under jit and JAX's default (the host path
+    on a CPU: maps handed back as JAX arrays)."""
     dyn, sta = make_maps(9, 10, seed=3)
     frames = make_stack(29, 9, 10, seed=4)
     results = {}
-    for name in ("numpy", "jax"):
+    for name, compiled in (("numpy", None), ("jax", False), ("jax", None)):
         with use_backend(name) as b:
-            res = twotime(frames, dyn, sta, dtype=dtype, block_frames=8, jit=True)
-            results[name] = [as_np(b, a) for a in (res.c2, res.g2, res.g2_segments)]
-    for a, c in zip(results["numpy"], results["jax"], strict=True):
-        np.testing.assert_allclose(c, a, rtol=rtol, atol=rtol)
+            res = twotime(frames, dyn, sta, dtype=dtype, block_frames=8, compiled=compiled, jit=True)
+            if name == "jax":
+                assert not isinstance(res.c2, np.ndarray)
+            results[name, compiled] = [as_np(b, a) for a in (res.c2, res.g2, res.g2_segments)]
+    for key in (("jax", False), ("jax", None)):
+        for a, c in zip(results["numpy", None], results[key], strict=True):
+            np.testing.assert_allclose(c, a, rtol=rtol, atol=rtol)
 
 
 def test_jit_equals_eager(backend: Any) -> None:
     dyn, sta = make_maps()
     frames = make_stack()
-    a = twotime(frames, dyn, sta, dtype=np.float64, jit=True)
-    c = twotime(frames, dyn, sta, dtype=np.float64, jit=False)
+    a = twotime(frames, dyn, sta, dtype=np.float64, compiled=False, jit=True)
+    c = twotime(frames, dyn, sta, dtype=np.float64, compiled=False, jit=False)
     np.testing.assert_allclose(as_np(backend, a.c2), as_np(backend, c.c2), rtol=RTOL)
     np.testing.assert_allclose(as_np(backend, a.g2), as_np(backend, c.g2), rtol=RTOL)
 
@@ -345,10 +365,14 @@ def test_memory_budget(backend: Any) -> None:
     twotime(frames, dyn, sta, memory_budget=need)
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("normalization", ["aps", "plain"])
 @pytest.mark.parametrize("product", ["tiles", "whole"])
 def test_products_and_unaligned_blocks(
-    backend: Any, product: Literal["tiles", "whole"], normalization: Literal["aps", "plain"]
+    backend: Any,
+    product: Literal["tiles", "whole"],
+    normalization: Literal["aps", "plain"],
+    compiled: bool | None,
 ) -> None:
     """Both numerator strategies against the brute-force definition, with blocks that do not
     divide the segment length (23 frames, 3 segments of 7, blocks of at most 3 frames)."""
@@ -364,6 +388,7 @@ def test_products_and_unaligned_blocks(
         block_frames=3,
         product=product,
         chunk_frames=4,
+        compiled=compiled,
     )
     ref = brute_force(frames, dyn, sta if normalization == "aps" else None)
     np.testing.assert_allclose(as_np(backend, res.c2), ref, rtol=RTOL)
@@ -387,9 +412,14 @@ def test_bad_product(backend: Any) -> None:
 @pytest.mark.parametrize(
     "frame_dtype", [np.uint8, np.int8, np.uint16, np.int32, np.uint64, np.float32, np.float64]
 )
-def test_whole_equals_definition_for_frame_dtypes(backend: Any, frame_dtype: Any) -> None:
-    """product="whole" (NumPy: in-place normalisation and SYRK, row-by-row diagonals) for every
-    kind of frame, from an array and from an iterator of unknown length, against brute force."""
+@BOTH_PATHS
+def test_whole_equals_definition_for_frame_dtypes(
+    backend: Any, frame_dtype: Any, compiled: bool | None
+) -> None:
+    """product="whole" (host arrays: in-place normalisation, by the numba loop for uint8 /
+    uint16 frames by default, and SYRK, row-by-row diagonals; XLA's whole product on JAX with
+    compiled=False) for every kind of frame, from an array and from an iterator of unknown
+    length, against brute force."""
     dyn, sta = make_maps()
     frames = make_stack(21, seed=7)
     frames = frames.astype(frame_dtype)
@@ -399,7 +429,16 @@ def test_whole_equals_definition_for_frame_dtypes(backend: Any, frame_dtype: Any
         axis=1,
     )
     for source in (frames, iter(list(frames))):
-        res = twotime(source, dyn, sta, dtype=np.float64, n_segments=3, product="whole", chunk_frames=5)
+        res = twotime(
+            source,
+            dyn,
+            sta,
+            dtype=np.float64,
+            n_segments=3,
+            product="whole",
+            chunk_frames=5,
+            compiled=compiled,
+        )
         np.testing.assert_allclose(as_np(backend, res.c2), ref, rtol=RTOL)
         np.testing.assert_allclose(as_np(backend, res.g2), diagonal_means(ref, np.arange(21)), rtol=RTOL)
         np.testing.assert_allclose(as_np(backend, res.g2_segments), seg, rtol=RTOL)
@@ -422,3 +461,19 @@ def test_whole_bad_frames(backend: Any) -> None:
         twotime(iter(list(frames[:, :, :-1])), dyn, sta, product="whole")
     with pytest.raises(ValueError, match="at least 2 frames"):
         twotime(iter([frames[0]]), dyn, sta, n_segments=1, product="whole")
+
+
+def test_compiled_argument(backend: Any) -> None:
+    """compiled=True runs the host path on any CPU backend (JAX gets JAX arrays back), equal
+    to the array path; other values are refused."""
+    dyn, sta = make_maps()
+    frames = make_stack(19, seed=11).astype(np.uint16)
+    loops = twotime(frames, dyn, sta, dtype=np.float64, n_segments=2, compiled=True)
+    plain = twotime(frames, dyn, sta, dtype=np.float64, n_segments=2, compiled=False)
+    assert type(loops.c2) is type(plain.c2)
+    for name in ("c2", "g2", "g2_segments"):
+        np.testing.assert_allclose(
+            as_np(backend, getattr(loops, name)), as_np(backend, getattr(plain, name)), rtol=RTOL
+        )
+    with pytest.raises(TypeError, match="compiled must be None, True or False"):
+        twotime(frames, dyn, sta, compiled="yes")  # type: ignore[arg-type]

@@ -35,12 +35,15 @@ a tile lies inside one segment or outside all of them and each tile needs one di
 (``O(N)`` per delay, not per tile). ``product="tiles"``: the upper block triangle, one GEMM
 per bin and tile as soon as its frames have arrived (``N^2 P`` multiply-adds plus ``B/N``
 of it), with ``keep_maps=False`` only the selected pixels and one tile in memory and
-``on_tile`` receiving every upper tile; ``product="whole"`` (the NumPy default when the maps
-are kept): one ``Y Y^T`` per bin. On NumPy that path is written for speed, within a quarter
-of a bare SYRK: ``Y`` normalised 64 frames at a time straight into one ``(N, P)`` buffer
-(``np.take``, integer ``reduceat`` group sums, cast then scale in place), one BLAS SYRK per bin
-straight into the maps, float64 diagonal sums row by row; on JAX the products are stacked and
-summed tile by tile.
+``on_tile`` receiving every upper tile; ``product="whole"`` (the default on a CPU when the
+maps are kept): one ``Y Y^T`` per bin. On a CPU that path runs on host arrays, within a
+fifth of a bare SYRK: ``Y`` normalised straight into one ``(N, P)`` buffer (uint8 / uint16
+frames by a numba loop over the frames on every core, others 64 frames at a time with
+``np.take``, integer ``reduceat`` group sums, cast then scale in place), one BLAS SYRK per
+bin straight into the maps, float64 diagonal sums row by row; the maps are then placed on
+the backend's device (JAX's CPU: XLA's GEMMs reach a third of BLAS's rate there). With
+``compiled=False``, or on an accelerator, JAX stacks the products and sums them tile by
+tile under ``jit``.
 
 Memory: before anything is read, :func:`twotime_memory_bytes` estimates the storage (maps
 ``n_bins N^2``, the selected pixels ``N P``, tiles); beyond ``memory_budget`` (default:
@@ -67,6 +70,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 import xpcs_device
+from xpcs_kernels.compiled import readonly, use_compiled
 from xpcs_kernels.frames import _check_dtype, frame_count, iter_frame_chunks
 from xpcs_kernels.partitions import check_nested
 from xpcs_kernels.reductions import FrameValueError, _frame_value_error
@@ -728,6 +732,42 @@ def _numpy_normalise_into(
         sums_out[lo:hi] = sums
 
 
+def _host_normalise_into(
+    sel: _Selection,
+    chunk: np.ndarray[Any, Any],
+    out: np.ndarray[Any, Any],
+    sums_out: np.ndarray[Any, Any],
+    aps: bool,
+    offset: int,
+    loops: bool,
+) -> None:
+    """:func:`_numpy_normalise_into`, as the numba loop of
+    :func:`xpcs_kernels.twotime_loops.normalise_frames` (every core, no temporaries) for
+    uint8 / uint16 frames when ``loops``; those cannot be NaN or negative."""
+    flat = np.asarray(chunk).reshape(chunk.shape[0], -1)
+    if not (loops and flat.dtype in (np.uint8, np.uint16)):
+        _numpy_normalise_into(sel, chunk, out, sums_out, aps, offset)
+        return
+    from xpcs_kernels import twotime_loops
+
+    bounds = np.asarray(sel.group_bounds, dtype=np.int64)
+    bin_of = sel.bin_of_group.astype(np.int64)
+    sizes = np.diff(bounds).astype(np.float64)
+    pts = np.bincount(bin_of, weights=sizes, minlength=len(sel.bins))
+    frames, pix = np.ascontiguousarray(flat), sel.pix.astype(np.int64)
+    twotime_loops.normalise_frames(
+        readonly(frames),
+        readonly(pix),
+        readonly(bounds),
+        readonly(bin_of),
+        readonly(sizes),
+        readonly(np.sqrt(pts)),
+        aps,
+        out,
+        sums_out,
+    )
+
+
 def _numpy_whole(
     sel: _Selection,
     chunks: Iterable[np.ndarray[Any, Any]],
@@ -736,9 +776,11 @@ def _numpy_whole(
     known: int | None,
     n_segments: int,
     budget: Callable[[int, str], None],
+    loops: bool,
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """``product="whole"`` on NumPy: ``Y`` written in place chunk by chunk, one BLAS SYRK per
-    bin straight into the maps, float64 diagonal sums row by row (no tiles, no stacking).
+    """``product="whole"`` on host arrays: ``Y`` written in place chunk by chunk (by the numba
+    loop with ``loops``), one BLAS SYRK per bin straight into the maps, float64 diagonal sums
+    row by row (no tiles, no stacking).
 
     Returns the maps ``(n_bins, N, N)`` (undefined frames still 0), the diagonal sums
     ``(n_bins, n_segments + 1, N)`` and the frames with intensity ``(N, n_bins)``."""
@@ -751,10 +793,12 @@ def _numpy_whole(
         _check_chunk(sel, chunk, offset)
         m = int(chunk.shape[0])
         if y is not None and s is not None:
-            _numpy_normalise_into(sel, chunk, y[offset : offset + m], s[offset : offset + m], aps, offset)
+            _host_normalise_into(
+                sel, chunk, y[offset : offset + m], s[offset : offset + m], aps, offset, loops
+            )
         else:
             part = (np.empty((m, n_pix), dtype=dt), np.empty((m, n_bins)))
-            _numpy_normalise_into(sel, chunk, part[0], part[1], aps, offset)
+            _host_normalise_into(sel, chunk, part[0], part[1], aps, offset, loops)
             parts.append(part)
             budget(offset + m, f"{n_bins} bins, {offset + m}+ frames, {n_pix} pixels")
         offset += m
@@ -817,7 +861,8 @@ def _host_result(
     if maps is not None:
         _fill_undefined(maps, defined)
     return TwoTime(
-        c2=None if maps is None else b.asarray(maps),
+        # device_put: half the time of asarray for the (n_bins, N, N) maps on a JAX CPU
+        c2=None if maps is None else xpcs_device.place_on_device(maps),
         g2=g2,
         g2_segments=g2_seg,
         delays=b.asarray(full),
@@ -847,6 +892,16 @@ def _whole_fits(
     return need + n_bins * n * n * dt.itemsize <= room
 
 
+def _whole_product(product: str, keep_maps: bool, *, auto: Callable[[], bool]) -> bool:
+    """Whether :func:`twotime` computes ``Y Y^T`` once all frames are in (``auto()``: the
+    choice of ``product="auto"``)."""
+    if product not in ("auto", "tiles", "whole"):
+        raise ValueError(f'product must be "auto", "tiles" or "whole", got {product!r}')
+    if product == "whole" and not keep_maps:
+        raise ValueError('product="whole" computes the maps; it needs keep_maps=True (or use "tiles")')
+    return product == "whole" or (product == "auto" and auto())
+
+
 # ------------------------------------------------------------------------- public API
 def twotime(
     source: Any,
@@ -867,6 +922,7 @@ def twotime(
     on_tile: TileCallback | None = None,
     memory_budget: int | None = None,
     product: Literal["auto", "tiles", "whole"] = "auto",
+    compiled: bool | None = None,
     jit: bool = True,
 ) -> TwoTime:
     """Two-time correlation of frames ``[start, stop)`` of ``source`` for the selected
@@ -885,10 +941,15 @@ def twotime(
     (or also) receives each upper tile as a NumPy array (tiles of the block sizes, not padded).
     ``memory_budget``: bytes (default half of ``MemAvailable``). ``product``: ``"tiles"``
     computes the numerator tile by tile as frames arrive (one GEMM per bin and tile, upper
-    block triangle); ``"whole"`` one ``Y Y^T`` per bin once all frames are in (NumPy runs it
-    as a BLAS SYRK; peak memory twice the maps); ``"auto"``: ``"whole"`` on NumPy when the
-    maps are kept, no ``on_tile`` is given, the frame count is known and twice the maps fit
-    the budget, else ``"tiles"``. Results agree to rounding.
+    block triangle); ``"whole"`` one ``Y Y^T`` per bin once all frames are in (on host
+    arrays a BLAS SYRK; peak memory twice the maps); ``"auto"``: ``"whole"`` on the host
+    path when the maps are kept, no ``on_tile`` is given, the frame count is known and twice
+    the maps fit the budget, else ``"tiles"``. ``compiled``: None (default) runs the host
+    path (uint8 / uint16 frames normalised by a numba loop, NumPy's BLAS SYRK; the maps then
+    handed to the backend) where the active device is a CPU and numba is installed, True
+    requires it, False keeps the backend's own arrays (XLA's GEMMs under ``jit`` on JAX,
+    3x slower than BLAS on a CPU); see :mod:`xpcs_kernels.compiled`. NumPy always uses host
+    arrays (with ``compiled=False``, NumPy's normalisation). Results agree to rounding.
     """
     dt = _check_dtype_arg(dtype)
     n_segments = _positive_int(n_segments, "n_segments")
@@ -897,19 +958,20 @@ def twotime(
     known = frame_count(source, start=start, stop=stop)
     _check_source_shape(source, sel)
     n_bins = len(sel.bins)
-    if product not in ("auto", "tiles", "whole"):
-        raise ValueError(f'product must be "auto", "tiles" or "whole", got {product!r}')
     b = xpcs_device.get_backend()
-    whole = product == "whole" or (
-        product == "auto"
-        and b.name == "numpy"
-        and keep_maps
-        and on_tile is None
-        and known is not None
-        and _whole_fits(known, sel.n_pixels, n_bins, dt, block_frames, n_segments, memory_budget)
+    loops = use_compiled(compiled)
+    host = b.name == "numpy" or loops
+    whole = _whole_product(
+        product,
+        keep_maps,
+        auto=lambda: (
+            host
+            and keep_maps
+            and on_tile is None
+            and known is not None
+            and _whole_fits(known, sel.n_pixels, n_bins, dt, block_frames, n_segments, memory_budget)
+        ),
     )
-    if whole and not keep_maps:
-        raise ValueError('product="whole" computes the maps; it needs keep_maps=True (or use "tiles")')
 
     def budget(n: int, what: str) -> None:
         needed = twotime_memory_bytes(
@@ -921,11 +983,11 @@ def twotime(
         budget(known, f"{n_bins} bins, {known} frames, {sel.n_pixels} pixels, {dt}")
 
     chunks = iter_frame_chunks(source, chunk_frames, start=start, stop=stop)
-    if whole and b.name == "numpy":
+    if whole and host:
         return _host_result(
             b,
             sel,
-            *_numpy_whole(sel, chunks, normalization == "aps", dt, known, n_segments, budget),
+            *_numpy_whole(sel, chunks, normalization == "aps", dt, known, n_segments, budget, loops),
             n_segments,
             delays,
             lags_per_level,

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["bin_numerator", "n_threads", "prepare_bins", "row_chunks", "split_by_bin"]
+__all__ = ["bin_numerator", "n_threads", "normalise_frames", "prepare_bins", "row_chunks", "split_by_bin"]
 
 MIRROR_TILE = 64
 """Side of the square tiles in which the lower triangle is copied from the upper one (two
@@ -404,3 +404,48 @@ def bin_numerator(
     for ch in range(n_chunks):
         total += diag[ch]
     return total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def normalise_frames(
+    flat: Any,
+    pix: Any,
+    bounds: Any,
+    bin_of: Any,
+    sizes: Any,
+    sqrt_pts: Any,
+    aps: bool,
+    out: Any,
+    sums_out: Any,
+) -> None:
+    """The dense path's ``Y`` and ``S`` (see ``twotime._numpy_normalise_into``, same formulas)
+    of unsigned integer frames ``flat (m, H*W)``, frame by frame in parallel: the exact group
+    sums ``g`` over ``pix[bounds[k]:bounds[k + 1]]``, ``factor = 1 / (g / size)`` (APS; 1 for
+    an empty group or plain), ``S_d = sum_k g factor`` over the groups of bin ``d``, and
+    ``Y = count * (factor sqrt(P_d) / S_d)`` (0 where ``S_d = 0``), the scale rounded to the
+    dtype of ``out (m, P)`` before the product, as the array path does."""
+    m = flat.shape[0]
+    n_groups = bounds.size - 1
+    n_bins = sums_out.shape[1]
+    for t in prange(m):
+        row, o = flat[t], out[t]
+        factor = np.empty(n_groups)
+        scale = np.empty(n_groups, dtype=out.dtype)
+        sums = np.zeros(n_bins)
+        for k in range(n_groups):
+            acc = 0
+            for i in range(bounds[k], bounds[k + 1]):
+                v = row[pix[i]]
+                o[i] = v  # exact in float32 / float64; scaled in place below (one gather)
+                acc += v
+            g = np.float64(acc)
+            mean = g / sizes[k]
+            factor[k] = 1.0 / mean if aps and mean > 0 else 1.0
+            sums[bin_of[k]] += g * factor[k]
+        for k in range(n_groups):
+            s = sums[bin_of[k]]
+            scale[k] = factor[k] * (sqrt_pts[bin_of[k]] / s) if s > 0 else 0.0
+            sc = scale[k]
+            for i in range(bounds[k], bounds[k + 1]):
+                o[i] *= sc  # one product in out's dtype, as the array path
+        sums_out[t] = sums

@@ -479,9 +479,9 @@ def _compiled_numerators(
     col_of_pixel = np.full(h * w, -1, dtype=np.int32)
     col_of_pixel[sel.pix] = np.arange(sel.n_pixels)
     # contiguous and read-only whatever the caller passed: one compiled variant
-    events = (readonly(np.ascontiguousarray(a)) for a in (f, p, c))
+    fr, px, ct = (readonly(np.ascontiguousarray(a)) for a in (f, p, c))
     valid, bin_starts, bf, bc, bv, in_order = loops.split_by_bin(
-        *events, col_of_pixel, sel.bin_of_col, n_bins, n_frames, loops.n_threads()
+        fr, px, ct, col_of_pixel, sel.bin_of_col, n_bins, n_frames, loops.n_threads()
     )
     if not valid:
         _check_event_values(f, p, c, n_frames, h * w)  # raises, saying which events are wrong
