@@ -236,7 +236,8 @@ def test_default_dense_threshold_compiled() -> None:
     assert default_dense_threshold(2000, np.float64, compiled=True) == default_dense_threshold(
         2000, compiled=True
     )
-    assert default_dense_threshold(2000, backend="jax", compiled=True) > default_dense_threshold(
+    # the compiled path runs on host arrays and BLAS whatever the backend
+    assert default_dense_threshold(2000, backend="jax", compiled=True) == default_dense_threshold(
         2000, compiled=True
     )
     assert default_dense_threshold(2, compiled=True) == 1
