@@ -138,6 +138,32 @@ def test_count_bound_growing_mid_stream(backend: Any) -> None:
     _same(backend, got, want)
 
 
+def test_consume_updates_in_place_and_default_keeps_states(backend: Any) -> None:
+    """consume=True (the sums added in place) gives the result of the default, with partial
+    g2 segments too; without it every earlier state still finalises to its own result."""
+    static, dynamic = _labels(10, 70)
+    frames = np.random.default_rng(4).poisson(0.4, size=(160, 10, 70)).astype(np.uint8)
+    kwargs: dict[str, Any] = {"group_frames": 8, "n_frames_total": 160, "n_segments": 2, "compiled": True}
+    consumed = init_multitau(static, dynamic, **kwargs)
+    kept = [init_multitau(static, dynamic, group_frames=8, compiled=True)]  # finalisable any time
+    for start in range(0, 160, 24):
+        consumed = update_multitau(consumed, frames[start : start + 24], consume=True)
+        kept.append(update_multitau(kept[-1], frames[start : start + 24]))
+    want = multitau(
+        frames, static, dynamic, group_frames=8, n_segments=2, keep_unnormalized=True, compiled=False
+    )
+    _same(backend, finalize_multitau(consumed, keep_unnormalized=True), want)
+    _same(backend, finalize_multitau(kept[-1], keep_unnormalized=True), want)
+    # an earlier state, updated again since: still the first 96 frames' correlation
+    early = init_multitau(static, dynamic, group_frames=8, compiled=False)
+    early = update_multitau(early, frames[:96])
+    _same(
+        backend,
+        finalize_multitau(kept[4], keep_unnormalized=True),
+        finalize_multitau(early, keep_unnormalized=True),
+    )
+
+
 def test_masked_detector_gathers_pixels(backend: Any) -> None:
     static, dynamic = _labels(40, 60)
     static[5:, :] = 0  # under half the pixels in bins: the correlator gathers them

@@ -423,11 +423,17 @@ def _new_core(state: MultitauState, n_eff: int | None) -> lv.Core:
     )
 
 
-def update_multitau(state: MultitauState, chunk: Any, *, jit: bool = True) -> MultitauState:
+def update_multitau(
+    state: MultitauState, chunk: Any, *, jit: bool = True, consume: bool = False
+) -> MultitauState:
     """A new state with the frames of ``chunk`` ``(n, H, W)`` added (``state`` unchanged).
 
     Raises before changing anything for frames of the wrong shape or dtype, NaN, infinite
     or negative values. The array work runs under ``get_backend().jit`` unless ``jit=False``.
+    ``consume=True``: the caller gives ``state`` up (``state = update_multitau(state, chunk,
+    consume=True)``), so the compiled CPU loop may add into its per-pixel sums in place: one
+    copy of them in memory instead of two while the update runs (half the peak for large
+    detectors); ``state`` must not be used afterwards.
     """
     b = _active_backend(state)
     state, frames = _shape_chunk(state, chunk)
@@ -438,15 +444,20 @@ def update_multitau(state: MultitauState, chunk: Any, *, jit: bool = True) -> Mu
         frames = frames[: max(0, n_eff_total - state.n_frames)]
     bound = _bound(state)
     core = state.core if state.core is not None else _new_core(state, n_eff_total)
-    core = lv.feed(b, core, frames, bound, jit=jit)
+    core = lv.feed(b, replace(core, owned=consume), frames, bound, jit=jit)
     state = replace(state, core=core)
     if state.segment_bounds is not None:
-        state = _feed_segments(b, state, frames, bound, jit)
+        state = _feed_segments(b, state, frames, bound, jit, consume)
     return replace(state, n_frames=state.n_frames + frames.shape[0])
 
 
 def _feed_segments(
-    b: BackendProtocol, state: MultitauState, frames: np.ndarray[Any, Any], bound: int | None, jit: bool
+    b: BackendProtocol,
+    state: MultitauState,
+    frames: np.ndarray[Any, Any],
+    bound: int | None,
+    jit: bool,
+    owned: bool,
 ) -> MultitauState:
     bounds = state.segment_bounds
     assert bounds is not None
@@ -460,7 +471,7 @@ def _feed_segments(
         if core is None:
             core = _new_core(state, seg_end - bounds[seg])
         offset = position - state.n_frames
-        core = lv.feed(b, core, frames[offset : offset + take], bound, jit=jit)
+        core = lv.feed(b, replace(core, owned=owned), frames[offset : offset + take], bound, jit=jit)
         position += take
         if position == seg_end:
             core = lv.flush(b, core, bound, jit=jit)
@@ -622,5 +633,5 @@ def multitau(
         )
     chunks: Iterable[Any] = iter_frame_chunks(frames_source, chunk_frames, start=start, stop=stop)
     for chunk in chunks:
-        state = update_multitau(state, chunk, jit=jit)
+        state = update_multitau(state, chunk, jit=jit, consume=True)
     return finalize_multitau(state, frame_time=frame_time, keep_unnormalized=keep_unnormalized, jit=jit)

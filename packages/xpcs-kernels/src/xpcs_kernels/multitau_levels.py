@@ -251,6 +251,11 @@ class Core:
     """Groups whose sums are exact in float32 run the numba loop of
     :mod:`xpcs_kernels.multitau_loops` (:func:`xpcs_kernels.compiled.use_compiled`); their
     level state is then kept as host NumPy arrays."""
+    owned: bool = False
+    """Whether the compiled loop may add into the level sums in place: only for a core that
+    no caller holds an earlier version of (``update_multitau(..., consume=True)``, as the
+    one-pass :func:`xpcs_kernels.multitau.multitau` does); otherwise every update makes new
+    arrays, so earlier states stay unchanged (two copies of the sums while it runs)."""
 
 
 def new_core(
@@ -318,7 +323,7 @@ def _correlate(
     wants_pairs = level.index + 1 < core.max_levels and n >= 2
     pair_dtype = str(store_dtype(level.index + 1, core.bound, core.raw_dtype)) if wants_pairs else None
     if core.compiled and compute in (np.int16, np.float32):
-        products, total, hist, pairs = _compiled_group(b, level, x, pair_dtype)
+        products, total, hist, pairs = _compiled_group(b, level, x, pair_dtype, core.owned)
     else:
         # Backends are hashable (by identity); the protocol does not say so to the type checker.
         kernel = _kernel(cast(Any, b), n, window, level.lags, str(compute), pair_dtype, jit)
@@ -336,22 +341,29 @@ def _correlate(
 
 
 def _compiled_group(
-    b: BackendProtocol, level: Level, x: Array, pair_dtype: str | None
+    b: BackendProtocol, level: Level, x: Array, pair_dtype: str | None, owned: bool
 ) -> tuple[Any, Any, Any, Any]:
     """The array kernel's four results from the numba loop, as host NumPy arrays (a
-    compiled level keeps its state on the host: no transfer per group)."""
+    compiled level keeps its state on the host: no transfer per group). ``owned``: the
+    level's sums may be updated in place (see :attr:`Core.owned`)."""
     from xpcs_kernels import multitau_loops
 
     hist = host_array(b, level.hist)
     xs = host_array(b, x)
     n, window = int(xs.shape[0]), int(hist.shape[0])
+    products, total = host_array(b, level.products), host_array(b, level.total)
+    # the first group's sums are the level's zeros (a device array on JAX): new arrays then
+    in_place = owned and all(
+        a.dtype == np.float64 and a.flags.writeable and a.flags.c_contiguous for a in (products, total)
+    )
     products, total, pairs = multitau_loops.correlate_group(
         hist,
         xs,
         level.lags,
-        host_array(b, level.products),
-        host_array(b, level.total),
+        products,
+        total,
         None if pair_dtype is None else np.dtype(pair_dtype),
+        in_place=in_place,
     )
     if n >= window:
         new_hist = xs[n - window :].astype(hist.dtype)  # a copy: x may be the caller's buffer
@@ -458,7 +470,10 @@ def _sums_kernel(
         window = int(head.shape[0])
         head_cum = running([b.astype(head[i], f64) for i in range(window)])  # first 1..window frames
         tail_cum = running([b.astype(hist[window - 1 - i], f64) for i in range(window)])  # last 1..window
-        pick = b.stack([products[r] for r in rows])
+        # every lag wanted (all but the last level): the level's own sums, not a copy
+        pick = (
+            products if rows == tuple(range(int(products.shape[0]))) else b.stack([products[r] for r in rows])
+        )
         return pick, b.stack([head_cum[t - 1] for t in lags]), b.stack([tail_cum[t - 1] for t in lags])
 
     return b.jit(kernel) if jit else kernel

@@ -317,11 +317,14 @@ def correlate_group(
     products: np.ndarray[Any, Any],
     total: np.ndarray[Any, Any],
     pair_dtype: np.dtype[Any] | None,
+    *,
+    in_place: bool = False,
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
     """``products + `` the lag-product sums ``(n_lags, P)`` and ``total +`` the frame sums
-    ``(P,)`` (new float64 arrays) of the ``n`` frames ``x`` given the level's last
-    ``window`` frames ``hist`` (``max(lags) <= window``), and their pair sums
-    ``(n // 2, P)`` in ``pair_dtype`` (None: not wanted).
+    ``(P,)`` of the ``n`` frames ``x`` given the level's last ``window`` frames ``hist``
+    (``max(lags) <= window``), and their pair sums ``(n // 2, P)`` in ``pair_dtype`` (None:
+    not wanted). The sums are new float64 arrays or, ``in_place`` (writeable C-contiguous
+    float64 ``products`` and ``total``), those two arrays updated.
 
     The group's sums are float32: the caller checks they are exact, which bounds every
     count below 2**12 (``n * count**2 < 2**24``). The loop therefore reads the frames as
@@ -333,8 +336,10 @@ def correlate_group(
     lead = min(n, int(lag_arr.max()))
     xc = np.ascontiguousarray(x, dtype=frame_dtype)
     y0 = np.concatenate([hist.astype(frame_dtype, copy=False), xc[:lead]])
-    out_products = np.empty((len(lags), p), dtype=np.float64)
-    out_total = np.empty(p, dtype=np.float64)
+    if in_place:
+        out_products, out_total = products, total
+    else:
+        out_products, out_total = np.empty((len(lags), p), dtype=np.float64), np.empty(p, dtype=np.float64)
     pairs = np.empty((n // 2 if pair_dtype is not None else 0, p), dtype=np.uint16)
     prod = np.ascontiguousarray(products, dtype=np.float64)
     tot = np.ascontiguousarray(total, dtype=np.float64)

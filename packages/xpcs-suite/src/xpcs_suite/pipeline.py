@@ -357,7 +357,7 @@ def _analyze_open(
         with Progress("correlating", n_frames, enabled=options.progress) as bar:
             for chunk in _read_chunks(dataset, options.chunk_frames):
                 reductions = update_reductions(reductions, chunk)
-                correlator = update_multitau(correlator, chunk)
+                correlator = update_multitau(correlator, chunk, consume=True)
                 bar.update(chunk.shape[0])
         reduced = finalize_reductions(reductions, frame_time=frame_time)
         g2 = finalize_multitau(correlator)
