@@ -20,8 +20,11 @@ Both give the same numbers (the tests compare them); the compiled loops run outs
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,7 @@ import numpy as np
 import xpcs_device
 from xpcs_protocol import Array, BackendProtocol
 
-__all__ = ["compiled_available", "host_array", "readonly", "use_compiled"]
+__all__ = ["compiled_available", "host_array", "parallel_region", "readonly", "use_compiled"]
 
 
 @functools.cache
@@ -73,3 +76,16 @@ def readonly(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     view = x.view()
     view.flags.writeable = False
     return view
+
+
+_PARALLEL_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def parallel_region() -> Iterator[None]:
+    """Held around every launch of a parallel compiled loop: numba's fallback threading
+    layer (workqueue, where neither OpenMP nor TBB is installed) terminates the process when
+    two Python threads launch parallel loops at once. Each loop uses every core already, so
+    serialising them costs little."""
+    with _PARALLEL_LOCK:
+        yield

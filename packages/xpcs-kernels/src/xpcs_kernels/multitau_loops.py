@@ -21,7 +21,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from xpcs_kernels.compiled import readonly
+from xpcs_kernels.compiled import parallel_region, readonly
 
 __all__ = ["PIXELS", "correlate_group"]
 
@@ -344,15 +344,16 @@ def correlate_group(
     prod = np.ascontiguousarray(products, dtype=np.float64)
     tot = np.ascontiguousarray(total, dtype=np.float64)
     kind = 1 if lags == tuple(range(1, 9)) else 2 if lags == (5, 6, 7, 8) else 0
-    _correlate(
-        *map(readonly, (y0, xc, lag_arr, prod, tot)),
-        hist.shape[0],
-        out_products,
-        out_total,
-        pairs,
-        _segments(p),
-        kind,
-    )
+    with parallel_region():
+        _correlate(
+            *map(readonly, (y0, xc, lag_arr, prod, tot)),
+            hist.shape[0],
+            out_products,
+            out_total,
+            pairs,
+            _segments(p),
+            kind,
+        )
     if pair_dtype is None:
         return out_products, out_total, None
     return out_products, out_total, pairs.astype(pair_dtype, copy=False)

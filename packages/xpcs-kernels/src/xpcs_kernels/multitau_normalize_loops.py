@@ -23,6 +23,8 @@ import numba
 import numpy as np
 from numba import typed
 
+from xpcs_kernels.compiled import parallel_region
+
 __all__ = ["TILE", "bin_sums", "threads", "tile_segments"]
 
 _JIT: dict[str, Any] = {"cache": True, "nogil": True, "boundscheck": False}
@@ -202,17 +204,18 @@ def bin_sums(
     totals = np.zeros((len(rows), n_static + 1))
     # one scratch row per thread, allocated once (fresh pages per row would fault)
     scratch = np.empty((max(1, min(threads(), n_rows)), total[0].shape[0]))
-    _bin_sums(
-        *(typed.List(x) for x in (products, head, tail, total)),
-        row_level,
-        row_lag,
-        pairs,
-        segments,
-        tile,
-        s2d,
-        scratch,
-        stat,
-        dyn,
-        totals,
-    )
+    with parallel_region():
+        _bin_sums(
+            *(typed.List(x) for x in (products, head, tail, total)),
+            row_level,
+            row_lag,
+            pairs,
+            segments,
+            tile,
+            s2d,
+            scratch,
+            stat,
+            dyn,
+            totals,
+        )
     return stat, dyn, totals

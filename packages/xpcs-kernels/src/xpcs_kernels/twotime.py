@@ -70,7 +70,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 import xpcs_device
-from xpcs_kernels.compiled import readonly, use_compiled
+from xpcs_kernels.compiled import parallel_region, readonly, use_compiled
 from xpcs_kernels.frames import _check_dtype, frame_count, iter_frame_chunks
 from xpcs_kernels.partitions import check_nested
 from xpcs_kernels.reductions import FrameValueError, _frame_value_error
@@ -755,17 +755,18 @@ def _host_normalise_into(
     sizes = np.diff(bounds).astype(np.float64)
     pts = np.bincount(bin_of, weights=sizes, minlength=len(sel.bins))
     frames, pix = np.ascontiguousarray(flat), sel.pix.astype(np.int64)
-    twotime_loops.normalise_frames(
-        readonly(frames),
-        readonly(pix),
-        readonly(bounds),
-        readonly(bin_of),
-        readonly(sizes),
-        readonly(np.sqrt(pts)),
-        aps,
-        out,
-        sums_out,
-    )
+    with parallel_region():
+        twotime_loops.normalise_frames(
+            readonly(frames),
+            readonly(pix),
+            readonly(bounds),
+            readonly(bin_of),
+            readonly(sizes),
+            readonly(np.sqrt(pts)),
+            aps,
+            out,
+            sums_out,
+        )
 
 
 def _numpy_whole(

@@ -38,7 +38,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
-from xpcs_kernels.compiled import readonly, use_compiled
+from xpcs_kernels.compiled import parallel_region, readonly, use_compiled
 from xpcs_kernels.reductions import FrameValueError
 from xpcs_kernels.twotime import (
     DelaySpec,
@@ -475,28 +475,30 @@ def _compiled_numerators(
     col_of_pixel[sel.pix] = np.arange(sel.n_pixels)
     # contiguous and read-only whatever the caller passed: one compiled variant
     fr, px, ct = (readonly(np.ascontiguousarray(a)) for a in (f, p, c))
-    valid, bin_starts, bf, bc, bv, in_order = loops.split_by_bin(
-        fr, px, ct, col_of_pixel, sel.bin_of_col, n_bins, n_frames, loops.n_threads()
-    )
+    with parallel_region():
+        valid, bin_starts, bf, bc, bv, in_order = loops.split_by_bin(
+            fr, px, ct, col_of_pixel, sel.bin_of_col, n_bins, n_frames, loops.n_threads()
+        )
     if not valid:
         _check_event_values(f, p, c, n_frames, h * w)  # raises, saying which events are wrong
         raise AssertionError("split_by_bin rejected events that _check_event_values accepts")
     no_static = np.zeros(0, dtype=np.int64)
-    ef, y, col_lo, col_hi, frame_starts, first, last, value, sums = loops.prepare_bins(
-        bin_starts,
-        bf,
-        bc,
-        bv,
-        in_order,
-        np.asarray(sel.col_bounds, dtype=np.int64),
-        np.asarray(sel.num_pts, dtype=np.int64),
-        no_static if sel.static_of_col is None else sel.static_of_col.astype(np.int64),
-        no_static if sel.static_counts is None else sel.static_counts.astype(np.int64),
-        aps,
-        dense_threshold,
-        n_frames,
-        loops.n_threads(),
-    )
+    with parallel_region():
+        ef, y, col_lo, col_hi, frame_starts, first, last, value, sums = loops.prepare_bins(
+            bin_starts,
+            bf,
+            bc,
+            bv,
+            in_order,
+            np.asarray(sel.col_bounds, dtype=np.int64),
+            np.asarray(sel.num_pts, dtype=np.int64),
+            no_static if sel.static_of_col is None else sel.static_of_col.astype(np.int64),
+            no_static if sel.static_counts is None else sel.static_counts.astype(np.int64),
+            aps,
+            dense_threshold,
+            n_frames,
+            loops.n_threads(),
+        )
     maps = np.empty((n_bins, n_frames, n_frames), dtype=dt) if keep_maps else None
     n_chunks = min(loops.row_chunks(), n_frames)
     scratch: np.ndarray[Any, Any] | None = None
@@ -521,7 +523,8 @@ def _compiled_numerators(
             # the SYRK straight into the map: the compiled path runs on a CPU, on host arrays,
             # where BLAS is 3x faster than XLA's product (JAX included)
             np.matmul(xt.T, xt, out=out)
-        sum_acc[k] = loops.bin_numerator(
-            ef, y, frame_starts[k], first, last, value, out, any_busy, full, n_chunks, seg_len, n_segments
-        )
+        with parallel_region():
+            sum_acc[k] = loops.bin_numerator(
+                ef, y, frame_starts[k], first, last, value, out, any_busy, full, n_chunks, seg_len, n_segments
+            )
     return maps, sum_acc, sums.T > 0
