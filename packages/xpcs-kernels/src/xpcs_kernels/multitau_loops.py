@@ -361,4 +361,4 @@ def correlate_group(
 
 def _segments(n_pixels: int) -> int:
     """One contiguous pixel segment per thread, none smaller than a pass."""
-    return max(1, min(numba.get_num_threads(), -(-n_pixels // PIXELS)))
+    return max(1, min(int(numba.get_num_threads()), -(-n_pixels // PIXELS)))
