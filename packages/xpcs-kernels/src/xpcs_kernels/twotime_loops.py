@@ -1,13 +1,16 @@
-"""Compiled (numba) loops of :func:`xpcs_kernels.twotime_sparse.twotime_events` on the CPU.
+"""Compiled (numba) loops of the two-time correlation on the CPU.
 
 Imported only when :func:`xpcs_kernels.compiled.use_compiled` says so (``import xpcs_kernels``
-never imports numba). Three steps, each a pure function of host arrays:
+never imports numba). Each is a pure function of host arrays.
 
-- :func:`group_events`: the events of the selected pixels sorted by (column, frame) with two
-  stable counting sorts (one when the events come in frame order), repeated (pixel, frame)
-  events summed, each pixel's run delimited;
-- :func:`scaled_values`: the normalised values ``y = X sqrt(P_d) / S_d(t)`` (APS or plain) and
-  the frame sums ``S_d(t)``, with the same operations as the array formulation;
+Photon events (:func:`xpcs_kernels.twotime_sparse.twotime_events`), three steps:
+
+- :func:`split_by_bin`: the events of the selected pixels (values checked on the way),
+  grouped by dynamic bin with a stable counting sort;
+- :func:`prepare_bins`: bin by bin in parallel, the events sorted by (column, frame) (one
+  counting sort when they come in frame order), repeated (pixel, frame) events summed, the
+  normalised values ``y = X sqrt(P_d) / S_d(t)`` (APS or plain) and the frame sums
+  ``S_d(t)``, with the same operations as the array formulation;
 - :func:`bin_numerator`: one bin's map ``C(t1, t2) = sum_p y(p, t1) y(p, t2)``, row by row.
   Row ``t1`` takes every event at frame ``t1`` and its pixel's later events (``t2 >= t1``),
   accumulated in a float64 row of ``N`` values that stays in the L1 cache (the scattered
@@ -15,6 +18,9 @@ never imports numba). Three steps, each a pure function of host arrays:
   threads interleaved (row ``t1`` has ``~N - t1`` updates) and no two threads write one row,
   so no atomics. The finished row is stored in the map's dtype, its diagonal sums taken from
   the stored values, and the lower triangle mirrored from the upper one in cache-sized tiles.
+
+Dense frames (:func:`xpcs_kernels.twotime.twotime` on the host path):
+:func:`normalise_frames`, ``Y`` and ``S`` of uint8 / uint16 frames, frames over the threads.
 """
 
 from __future__ import annotations
