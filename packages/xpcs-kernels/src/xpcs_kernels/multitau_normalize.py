@@ -31,7 +31,7 @@ from typing import Any, cast
 import numpy as np
 
 import xpcs_device
-from xpcs_kernels.compiled import host_array, use_compiled
+from xpcs_kernels.compiled import host_array, readonly, use_compiled
 from xpcs_kernels.multitau_levels import LevelSums
 from xpcs_protocol import Array, BackendProtocol
 
@@ -337,31 +337,13 @@ def normalize(
             np.where(per_dyn > 0, per_dyn, np.nan).astype(f64),
         )
     )
-    parts: list[tuple[Array, ...]] = []
-    n_pixels = maps.static.shape[0]
     if on_host:
-        parts.append(_normalize_compiled(b, sums, maps, avg, keep_pixels, jit, consts))
-    for batch in [] if on_host else _batches(sums, n_pixels):
-        args = []
-        for lv in batch:
-            pairs, scale = xpcs_device.place_on_device(
-                (
-                    np.asarray([lv.n_frames - t for t in lv.lags], dtype=f64),
-                    np.asarray(float(2**lv.level * avg)),
-                )
-            )
-            args.append((lv.products, lv.total, lv.head, lv.tail, pairs, scale))
-        kernel = _normalize_kernel(
-            cast(Any, b),
-            maps.n_static,
-            maps.n_dynamic,
-            tuple(len(lv.lags) for lv in batch),
-            _use_indicator(b, n_pixels, maps.n_static),
-            _use_indicator(b, n_pixels, maps.n_dynamic),
-            keep_pixels,
-            jit,
-        )
-        parts.append(kernel(tuple(args), *consts))
+        parts = [_normalize_compiled(b, sums, maps, avg, keep_pixels, jit, consts)]
+    else:
+        parts = [
+            _normalize_batch(b, batch, maps, avg, keep_pixels, jit, consts)
+            for batch in _batches(sums, maps.static.shape[0])
+        ]
     g2, g2_err, g2_static = (b.concatenate([part[i] for part in parts], axis=0) for i in range(3))
     delays = np.asarray([t * 2**lv.level for lv in sums for t in lv.lags], dtype=np.int64)
     _warn_undefined(b, g2_static, maps, what)
@@ -371,6 +353,39 @@ def normalize(
             _to_frames(b, b.concatenate([part[i] for part in parts], axis=0), maps) for i in (3, 4, 5)
         )
     return Normalized(delays, g2, g2_err, g2_static, G2, IP, IF)
+
+
+def _normalize_batch(
+    b: BackendProtocol,
+    batch: Sequence[LevelSums],
+    maps: BinMaps,
+    avg: int,
+    keep_pixels: bool,
+    jit: bool,
+    consts: tuple[Array, ...],
+) -> tuple[Array, ...]:
+    """:func:`normalize`'s work for a batch of levels in the backend's array formulation."""
+    args = []
+    for lv in batch:
+        pairs, scale = xpcs_device.place_on_device(
+            (
+                np.asarray([lv.n_frames - t for t in lv.lags], dtype=np.float64),
+                np.asarray(float(2**lv.level * avg)),
+            )
+        )
+        args.append((lv.products, lv.total, lv.head, lv.tail, pairs, scale))
+    n_pixels = maps.static.shape[0]
+    kernel = _normalize_kernel(
+        cast(Any, b),
+        maps.n_static,
+        maps.n_dynamic,
+        tuple(len(lv.lags) for lv in batch),
+        _use_indicator(b, n_pixels, maps.n_static),
+        _use_indicator(b, n_pixels, maps.n_dynamic),
+        keep_pixels,
+        jit,
+    )
+    return tuple(kernel(tuple(args), *consts))
 
 
 def _normalize_compiled(
@@ -396,7 +411,8 @@ def _normalize_compiled(
     scale = np.asarray([float(2**lv.level * avg) for lv in sums for _ in lv.lags])
     level_row = np.repeat(np.arange(len(sums)), [len(lv.lags) for lv in sums])
     products, head, tail, total = (
-        [_read_only(host_array(b, getattr(lv, name))) for lv in sums]
+        # one array type for the loops whatever the backend hands over (a copy only if needed)
+        [readonly(np.ascontiguousarray(host_array(b, getattr(lv, name)), dtype=f64)) for lv in sums]
         for name in ("products", "head", "tail", "total")
     )
     stat, dyn, totals = loops.bin_sums(
@@ -423,14 +439,6 @@ def _normalize_compiled(
         for lv, r in zip(sums, np.cumsum([0] + [len(lv.lags) for lv in sums]), strict=False)
     ]
     return (*out, *(b.concatenate([p[i] for p in pixel], axis=0) for i in range(3)))
-
-
-def _read_only(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """A read-only C-contiguous float64 view of ``x`` (a copy only where it is not one):
-    one array type for the compiled loops, whatever the backend hands over."""
-    view = np.ascontiguousarray(x, dtype=np.float64).view()
-    view.flags.writeable = False
-    return view
 
 
 def _to_frames(b: BackendProtocol, values: Array, maps: BinMaps) -> Array:

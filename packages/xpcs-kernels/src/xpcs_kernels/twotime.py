@@ -751,18 +751,16 @@ def _host_normalise_into(
     from xpcs_kernels import twotime_loops
 
     bounds = np.asarray(sel.group_bounds, dtype=np.int64)
-    bin_of = sel.bin_of_group.astype(np.int64)
     sizes = np.diff(bounds).astype(np.float64)
-    pts = np.bincount(bin_of, weights=sizes, minlength=len(sel.bins))
     frames, pix = np.ascontiguousarray(flat), sel.pix.astype(np.int64)
     with parallel_region():
         twotime_loops.normalise_frames(
             readonly(frames),
             readonly(pix),
             readonly(bounds),
-            readonly(bin_of),
+            readonly(sel.bin_of_group),
             readonly(sizes),
-            readonly(np.sqrt(pts)),
+            readonly(np.sqrt(np.asarray(sel.num_pts, dtype=np.float64))),
             aps,
             out,
             sums_out,
